@@ -1,0 +1,56 @@
+"""Entry point: `python -m mnist_runner` / `mnist-runner`, composed by Hydra from conf/.
+
+Kept free of torch imports so `--help` and `--cfg job` answer at once.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import hydra
+from omegaconf import OmegaConf
+
+
+def config_dir() -> str:
+    """conf/ ships inside the wheel as mnist_runner/conf; a source checkout has it at the top."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "conf"
+    return str(packaged if packaged.is_dir() else here.parent / "conf")
+
+
+_claimed: dict[str, str] = {}
+
+
+def unique_dir(base: str) -> str:
+    """`base`, or `base-1`, `base-2`, ...: the first that this process could create itself.
+
+    Two runs started in the same second therefore never share a timestamped folder.
+    """
+    if base not in _claimed:
+        path, n = base, 0
+        while True:
+            try:
+                os.makedirs(path)
+                break
+            except FileExistsError:
+                n += 1
+                path = f"{base}-{n}"
+        _claimed[base] = path
+    return _claimed[base]
+
+
+def path_safe(text: str, limit: int = 120) -> str:
+    """A folder name from sweep overrides: readable, with only filesystem-safe characters."""
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", str(text))[:limit] or "default"
+
+
+for _name, _fn in (("unique_dir", unique_dir), ("path_safe", path_safe)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _fn, use_cache=True)
+
+
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def main(cfg) -> float:
+    from .run import run_from_hydra
+
+    return run_from_hydra(cfg)

@@ -1,0 +1,35 @@
+"""Model registry: `name -> builder(input_shape, num_classes, **options) -> nn.Module`.
+
+Every model returns raw scores (logits); losses apply softmax/sigmoid themselves.
+"""
+
+from torch import nn
+
+from ..registry import ConfigError, Registry
+
+MODELS: Registry = Registry("model")
+
+
+def build_model(cfg, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+    """Build the model a `model` config group entry names, with its other keys as options."""
+    options = {k: v for k, v in cfg.items() if k != "name"}
+    return MODELS.get(cfg.name)(input_shape=tuple(input_shape), num_classes=num_classes, **options)
+
+
+def require_input(name: str, input_shape, expected) -> None:
+    if tuple(input_shape) != tuple(expected):
+        raise ConfigError(
+            f"model={name} takes inputs of shape {tuple(expected)} but the dataset gives "
+            f"{tuple(input_shape)}; choose a model that fits the dataset"
+        )
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    return {
+        "total": sum(p.numel() for p in model.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+# Importing the modules registers their models.
+from . import lenet  # noqa: E402,F401

@@ -1,0 +1,42 @@
+"""A registry maps a name used in config files to a Python builder.
+
+Config files name registry entries (``model: {name: lenet_full}``); they never carry
+import paths, so a config cannot instantiate arbitrary Python objects.
+"""
+
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T", bound=Callable)
+
+
+class ConfigError(ValueError):
+    """A bad value in the composed configuration: reported as one line, exit code 2."""
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str) -> Callable[[T], T]:
+        def decorator(builder: T) -> T:
+            if name in self._entries:
+                raise ValueError(f"{self.kind} {name!r} is already registered")
+            self._entries[name] = builder
+            return builder
+
+        return decorator
+
+    def get(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ConfigError(
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.list())}"
+            ) from None
+
+    def list(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
