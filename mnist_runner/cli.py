@@ -10,6 +10,8 @@ from pathlib import Path
 import hydra
 from omegaconf import OmegaConf
 
+from . import sweep  # noqa: F401  registers the sweep-summary callback (hydra/callbacks=sweep_summary)
+
 
 def config_dir() -> str:
     """conf/ ships inside the wheel as mnist_runner/conf; a source checkout has it at the top."""
@@ -40,8 +42,13 @@ def unique_dir(base: str) -> str:
 
 
 def path_safe(text: str, limit: int = 120) -> str:
-    """A folder name from sweep overrides: readable, with only filesystem-safe characters."""
-    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", str(text))[:limit] or "default"
+    """A folder name from sweep overrides: readable, with only filesystem-safe characters.
+
+    Long decimals (an Optuna trial's 0.06260326907499733) are cut to 4 significant digits; the
+    job number in front keeps the names unique.
+    """
+    text = re.sub(r"(?<![\w.])\d+\.\d{5,}(?:e-?\d+)?(?![\w.])", lambda m: f"{float(m.group()):.4g}", str(text))
+    return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)[:limit] or "default"
 
 
 for _name, _fn in (("unique_dir", unique_dir), ("path_safe", path_safe)):

@@ -2,13 +2,19 @@
 
 A batch is gathered by index from the resident tensor, then scaled and normalized on the device,
 so the hot loop has no per-sample Python work and no PIL.
+
+After loading, `load_data` applies the dataset config's selections, in this order: `classes`
+(keep and relabel to 0..K-1), `per_class` (the first N of each class, in both splits),
+`val_fraction` (a seeded hold-out from the training split), then `normalize`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torchvision import datasets as tv
 
+from .idx import check_idx_files
 from .registry import ConfigError, Registry
 
 
@@ -24,33 +30,38 @@ class RawSplit:
 
 @dataclass
 class DatasetSource:
-    """A registry entry: how to load both splits and what the classes are called."""
+    """A registry entry: a torchvision dataset class and what its classes are called."""
 
-    load: callable  # (root, train, download, **options) -> RawSplit
+    cls: type  # torchvision dataset class, read from ROOT/<cls.__name__>/raw/
     class_names: callable  # (**options) -> list[str]
-    folder: str  # sub-folder of the data root that torchvision reads
+    options: tuple[str, ...] = ()  # dataset config keys passed on to the class (e.g. `split`)
+    transpose: bool = False  # EMNIST stores its images transposed
+
+    @property
+    def folder(self) -> str:
+        return self.cls.__name__
+
+    def load(self, root, train: bool, download: bool, **options) -> RawSplit:
+        ds = self.cls(root=root, train=train, download=download, **options)
+        images, labels = ds.data, ds.targets
+        if labels.dim() == 2:  # QMNIST keeps 8 columns of metadata; the first is the class
+            labels = labels[:, 0]
+        if self.transpose:
+            images = images.transpose(1, 2)
+        return RawSplit(images.contiguous(), labels.long())
 
 
 DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 DIGITS = [str(d) for d in range(10)]
 
-
-def _torchvision_loader(cls, transpose=False):
-    def load(root, train, download, **options):
-        ds = cls(root=root, train=train, download=download, **options)
-        images, labels = ds.data, ds.targets
-        if labels.dim() == 2:  # QMNIST keeps 8 columns of metadata; the first is the class
-            labels = labels[:, 0]
-        if transpose:  # EMNIST stores images transposed
-            images = images.transpose(1, 2)
-        return RawSplit(images.contiguous(), labels.long())
-
-    return load
-
-
-DATASETS.register("mnist")(
-    DatasetSource(_torchvision_loader(tv.MNIST), lambda: DIGITS, "MNIST")
+DATASETS.register("mnist")(DatasetSource(tv.MNIST, lambda: DIGITS))
+DATASETS.register("fashion_mnist")(DatasetSource(tv.FashionMNIST, lambda: list(tv.FashionMNIST.classes)))
+DATASETS.register("kmnist")(DatasetSource(tv.KMNIST, lambda: list(tv.KMNIST.classes)))
+# QMNIST: the 60,000 training digits (MNIST's) and all 60,000 test digits (MNIST's 10,000 + 50,000).
+DATASETS.register("qmnist")(DatasetSource(tv.QMNIST, lambda: DIGITS))
+DATASETS.register("emnist")(
+    DatasetSource(tv.EMNIST, lambda split: list(tv.EMNIST.classes_split_dict[split]), ("split",), transpose=True)
 )
 
 
@@ -71,6 +82,8 @@ class Data:
     mean: float  # normalization applied per batch: (x/255 - mean) / std
     std: float
     val: Split | None = None
+    binary_labels: str = "pm1"  # how a binary loss reads class indices 0/1: pm1 = -1/+1
+    counts: dict = field(default_factory=dict)  # examples per split
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -103,10 +116,11 @@ class Data:
 
 def _read(source: DatasetSource, cfg, train: bool, options: dict) -> RawSplit:
     try:
+        check_idx_files(Path(cfg.root) / source.folder / "raw", DataError)  # names a damaged file
         return source.load(cfg.root, train=train, download=cfg.download, **options)
     except DataError:
         raise
-    except (RuntimeError, OSError, ValueError, AssertionError) as e:
+    except (RuntimeError, OSError, ValueError, AssertionError, TypeError) as e:
         where = f"{cfg.root}/{source.folder}/raw"
         how = "download failed" if cfg.download else "download is off (dataset.download=false)"
         raise DataError(
@@ -116,25 +130,91 @@ def _read(source: DatasetSource, cfg, train: bool, options: dict) -> RawSplit:
         ) from e
 
 
-def load_data(cfg, device: torch.device) -> Data:
+def select_classes(splits: list[RawSplit], names: list[str], classes) -> tuple[list[RawSplit], list[str]]:
+    """Keep `classes` (in the order given) and relabel them 0..K-1; their names follow."""
+    classes = [int(c) for c in classes]
+    if len(classes) < 2 or len(set(classes)) != len(classes) or not all(0 <= c < len(names) for c in classes):
+        raise ConfigError(
+            f"dataset.classes={classes} must list at least two distinct class indices in "
+            f"0..{len(names) - 1} (this dataset's classes: {', '.join(names)})"
+        )
+    lookup = torch.full((max(len(names), 1 + max(classes)),), -1, dtype=torch.long)
+    lookup[classes] = torch.arange(len(classes))
+    kept = []
+    for s in splits:
+        keep = lookup[s.labels] >= 0
+        kept.append(RawSplit(s.images[keep], lookup[s.labels[keep]]))
+    return kept, [names[c] for c in classes]
+
+
+def first_per_class(split: RawSplit, n: int, names: list[str], which: str) -> RawSplit:
+    """The first `n` examples of every class, in their original order (seed 002's subsample)."""
+    picked = []
+    for k, name in enumerate(names):
+        index = (split.labels == k).nonzero().flatten()
+        if len(index) < n:
+            raise ConfigError(
+                f"dataset.per_class={n} is larger than class {name!r} has in the {which} split "
+                f"({len(index)}); choose at most {int(torch.bincount(split.labels, minlength=len(names)).min())}"
+            )
+        picked.append(index[:n])
+    index = torch.cat(picked).sort().values
+    return RawSplit(split.images[index], split.labels[index])
+
+
+def hold_out(split: RawSplit, fraction: float, seed: int) -> tuple[RawSplit, RawSplit]:
+    """(train, validation): a random `fraction` of the split, drawn with the run's seed."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"dataset.val_fraction={fraction} must be in (0, 1), or 0 for no validation split")
+    n_val = round(len(split.labels) * fraction)
+    if not 0 < n_val < len(split.labels):
+        raise ConfigError(
+            f"dataset.val_fraction={fraction} of {len(split.labels)} training examples leaves an empty split"
+        )
+    order = torch.randperm(len(split.labels), generator=torch.Generator().manual_seed(seed))
+    val, train = order[:n_val].sort().values, order[n_val:].sort().values
+    return RawSplit(split.images[train], split.labels[train]), RawSplit(split.images[val], split.labels[val])
+
+
+def load_data(cfg, device: torch.device, seed: int = 0) -> Data:
     """Load both splits of the configured dataset onto `device` as uint8 tensors."""
     source = DATASETS.get(cfg.name)
-    options = dict(cfg.get("options") or {})
+    options = {key: cfg[key] for key in source.options}
+    if cfg.normalize not in ("none", "fixed", "auto"):
+        raise ConfigError(
+            f"dataset.normalize={cfg.normalize!r} is not allowed; choose one of: none, fixed, auto"
+        )
+    binary_labels = str(cfg.get("binary_labels", "pm1"))
+    if binary_labels not in ("pm1", "01"):
+        raise ConfigError(f"dataset.binary_labels={binary_labels!r} is not allowed; choose one of: pm1, 01")
     train, test = _read(source, cfg, True, options), _read(source, cfg, False, options)
     class_names = list(source.class_names(**options))
+
+    if cfg.get("classes") is not None:
+        (train, test), class_names = select_classes([train, test], class_names, cfg.classes)
+    if cfg.get("per_class") is not None:
+        n = int(cfg.per_class)
+        if n < 1:
+            raise ConfigError(f"dataset.per_class={n} must be >= 1, or null for every example")
+        train = first_per_class(train, n, class_names, "train")
+        test = first_per_class(test, n, class_names, "test")
+    val = None
+    if cfg.get("val_fraction"):
+        train, val = hold_out(train, float(cfg.val_fraction), seed)
 
     mean, std = 0.0, 1.0
     if cfg.normalize == "fixed":
         mean, std = float(cfg.mean), float(cfg.std)
-    elif cfg.normalize == "auto":
+    elif cfg.normalize == "auto":  # as seeds 003/004: over every pixel of the training split
         pixels = train.images.double() / 255.0
         mean, std = pixels.mean().item(), pixels.std().item()
-    elif cfg.normalize != "none":
-        raise ConfigError(
-            f"dataset.normalize={cfg.normalize!r} is not allowed; choose one of: none, fixed, auto"
-        )
 
-    def to_device(split: RawSplit) -> Split:
+    def to_device(split: RawSplit | None) -> Split | None:
+        if split is None:
+            return None
         return Split(split.images.unsqueeze(1).to(device), split.labels.to(device))
 
-    return Data(to_device(train), to_device(test), class_names, mean, std)
+    counts = {"train": len(train.labels), "test": len(test.labels)}
+    if val is not None:
+        counts["val"] = len(val.labels)
+    return Data(to_device(train), to_device(test), class_names, mean, std, to_device(val), binary_labels, counts)

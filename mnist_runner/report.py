@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -97,21 +98,122 @@ def model_summary(model: nn.Module, example: torch.Tensor) -> str:
 
 
 def plot_curves(rows: list[dict], folder: Path, title: str) -> None:
-    """plots/loss.png and plots/accuracy.png: train and test per epoch."""
-    import matplotlib
+    """plots/loss.png and plots/accuracy.png from the epoch rows alone."""
+    from . import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    epochs = [(r["epoch"], r["train_loss"], r["test_loss"]) for r in rows]
+    plots.plot_loss([], epochs, folder / "loss.png", title)
+    plots.plot_accuracy(rows, folder / "accuracy.png", title)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    epochs = [r["epoch"] for r in rows]
-    for key, label in (("loss", "Loss"), ("acc", "Accuracy")):
-        fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-        ax.plot(epochs, [r[f"train_{key}"] for r in rows], "o-", label=f"train {label.lower()}")
-        ax.plot(epochs, [r[f"test_{key}"] for r in rows], "s-", label=f"test {label.lower()}")
-        ax.set(xlabel="epoch", ylabel=label, title=f"{label} per epoch: {title}")
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(folder / ("loss.png" if key == "loss" else "accuracy.png"))
-        plt.close(fig)
+
+STEP_COLUMNS = ["step", "examples_seen", "loss"]
+GRID = 20  # images in samples.png, predictions.png, misclassified.png
+
+
+class RunReport:
+    """Everything a run reports besides metrics.csv and summary.json.
+
+    While training: `train_steps.csv` (the loss every `trainer.log_interval` steps) and the logger's
+    scalars, once per epoch. At the end: `confusion_matrix.csv` and the plots in `plots/`, drawn
+    once (`report.plots=false` skips the plots).
+    """
+
+    def __init__(self, out: Path, cfg, data, model, loss_fn, choices: dict, overrides: list[str], title: str):
+        from .loggers import build_logger
+
+        self.out, self.data, self.model, self.loss_fn, self.title = Path(out), data, model, loss_fn, title
+        self.batch_size, self.eval_batch_size = cfg.trainer.batch_size, cfg.trainer.eval_batch_size
+        self.draw = bool(cfg.get("report", {}).get("plots", True))
+        self.steps_per_epoch = -(-len(data.train) // self.batch_size)
+        self.steps_log = MetricsLog(self.out / "train_steps.csv", STEP_COLUMNS)
+        self.hparams = {**choices, **dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)}
+        self.logger = build_logger(cfg.get("logger"), self.out)
+
+    def first_step(self, epoch: int) -> int:
+        """Training steps taken before `epoch` (1-based) starts."""
+        return (epoch - 1) * self.steps_per_epoch
+
+    def examples_seen(self, step: int) -> int:
+        epochs, within = divmod(step, self.steps_per_epoch)
+        return epochs * len(self.data.train) + within * self.batch_size
+
+    def epoch_end(self, stats, row: dict) -> None:
+        """After each epoch: the logged steps to train_steps.csv, the epoch row to the logger."""
+        for step, loss in stats.steps:
+            self.steps_log.append({"step": step, "examples_seen": self.examples_seen(step), "loss": loss})
+        self.logger.log_epoch(row)
+
+    def finish(self, rows: list[dict], summary: dict) -> None:
+        """At the end of the run: curves always; predictions and the confusion matrix when it completed."""
+        try:
+            self.logger.close(self.hparams, summary)
+            completed = summary.get("status") == "completed"
+            predicted = self._predict() if completed else None
+            if predicted is not None:
+                self._write_confusion(predicted)
+            if self.draw and rows:
+                self._draw(rows, predicted)
+        except Exception as e:  # a plotting problem must not turn a finished run into a failed one
+            print(f"Warning: the report could not be completed: {type(e).__name__}: {e}", file=sys.stderr)
+
+    def _predict(self) -> torch.Tensor:
+        from .train import predict
+
+        return predict(self.model, self.data, self.data.test, self.loss_fn, self.eval_batch_size)
+
+    def confusion(self, predicted: torch.Tensor) -> torch.Tensor:
+        k = self.data.num_classes
+        truth = self.data.test.labels.cpu()
+        return torch.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
+
+    def _write_confusion(self, predicted: torch.Tensor) -> None:
+        names = self.data.class_names
+        matrix = self.confusion(predicted).tolist()
+        lines = [",".join(["true/predicted", *map(_csv_cell, names)])]
+        lines += [",".join([_csv_cell(name), *map(str, row)]) for name, row in zip(names, matrix)]
+        write_atomic(self.out / "confusion_matrix.csv", "\n".join(lines) + "\n")
+
+    def _draw(self, rows: list[dict], predicted: torch.Tensor | None) -> None:
+        from . import plots
+
+        folder, title = self.out / "plots", self.title
+        with open(self.out / "train_steps.csv", newline="") as f:
+            steps = [(int(r["examples_seen"]), float(r["loss"])) for r in csv.DictReader(f)]
+        n = len(self.data.train)
+        epochs = [(r["epoch"] * n, r["train_loss"], r["test_loss"]) for r in rows]
+        plots.plot_loss(steps, epochs, folder / "loss.png", title)
+        plots.plot_accuracy(rows, folder / "accuracy.png", title)
+        if predicted is None:
+            return
+        names = self.data.class_names
+        train, test = self.data.train, self.data.test
+        plots.plot_images(_pixels(train.images[:GRID]), [f"label: {names[i]}" for i in train.labels[:GRID].tolist()],
+                          folder / "samples.png", f"Training images and their labels: {title}")  # fmt: skip
+        truth = test.labels.cpu()
+        first = torch.arange(min(GRID, len(truth)))
+        self._grid(first, predicted, truth, folder / "predictions.png",
+                   f"First {len(first)} test images, predicted and true labels: {title}")  # fmt: skip
+        wrong = torch.nonzero(predicted != truth).flatten()[:GRID]
+        self._grid(wrong, predicted, truth, folder / "misclassified.png",
+                   f"First {len(wrong)} misclassified test images: {title}")  # fmt: skip
+        plots.plot_confusion(self.confusion(predicted).numpy(), names, folder / "confusion_matrix.png", title)
+
+    def _grid(self, index: torch.Tensor, predicted, truth, path: Path, title: str) -> None:
+        from . import plots
+
+        names = self.data.class_names
+        p, t = predicted[index].tolist(), truth[index].tolist()
+        images = _pixels(self.data.test.images[index.to(self.data.test.images.device)])
+        plots.plot_images(images, [f"predicted: {names[a]}\ntrue: {names[b]}" for a, b in zip(p, t)], path, title,
+                          wrong=[a != b for a, b in zip(p, t)])  # fmt: skip
+
+
+def _pixels(images: torch.Tensor):
+    """uint8 (N, C, H, W) on any device -> numpy (N, H, W) for gray or (N, H, W, 3) for colour."""
+    images = images.cpu()
+    return (images[:, 0] if images.shape[1] == 1 else images.permute(0, 2, 3, 1)).numpy()
+
+
+def _csv_cell(text: str) -> str:
+    text = str(text)
+    return f'"{text.replace(chr(34), chr(34) * 2)}"' if any(c in text for c in ',"\n') else text

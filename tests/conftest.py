@@ -3,6 +3,8 @@
 The files go through torchvision's real readers, so the loading code under test is the real one.
 """
 
+import copy
+import functools
 import os
 import struct
 import subprocess
@@ -74,3 +76,108 @@ def run_cli(tmp_path, data_root):
 def run_folders(base: Path) -> list[Path]:
     """Every run folder (one holding summary.json) below `base`, sorted."""
     return sorted(p.parent for p in base.rglob("summary.json"))
+
+
+# --- Every dataset of the registry, in torchvision's raw layout (issue 3) -------------------------
+
+EMNIST_BALANCED_CLASSES = 47
+
+
+def write_dataset_layout(root: Path, name: str, n_train: int = 200, n_test: int = 100) -> Path:
+    """Fixture files for the registered dataset `name`, named as torchvision 0.29 reads them:
+    MNIST, FashionMNIST, KMNIST: <Folder>/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte;
+    QMNIST: QMNIST/raw/qmnist-{train,test}-images-idx3-ubyte and -labels-idx2-int (int32, 8 columns,
+    the class first); EMNIST (split balanced): EMNIST/raw/emnist-balanced-{train,test}-...-ubyte."""
+    if name in ("mnist", "fashion_mnist", "kmnist"):
+        folder = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "kmnist": "KMNIST"}[name]
+        return write_mnist_layout(root, folder, n_train, n_test)
+    raw = root / {"qmnist": "QMNIST", "emnist": "EMNIST"}[name] / "raw"
+    for split, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        if name == "qmnist":
+            images, labels = synthetic_digits(n, 10, seed)
+            table = np.zeros((n, 8), dtype=np.int32)
+            table[:, 0], table[:, 5] = labels, np.arange(n)  # class, then QMNIST's metadata columns
+            write_idx(raw / f"qmnist-{split}-images-idx3-ubyte", images)
+            write_idx(raw / f"qmnist-{split}-labels-idx2-int", table)
+        else:
+            images, labels = synthetic_digits(n, EMNIST_BALANCED_CLASSES, seed)
+            write_idx(raw / f"emnist-balanced-{split}-images-idx3-ubyte", images.transpose(0, 2, 1))
+            write_idx(raw / f"emnist-balanced-{split}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def all_data_root(tmp_path_factory) -> Path:
+    """A data root holding small synthetic copies of every registered dataset."""
+    root = tmp_path_factory.mktemp("all_data")
+    for name in ("mnist", "fashion_mnist", "kmnist", "qmnist", "emnist"):
+        write_dataset_layout(root, name)
+    return root
+
+
+def compose_config(*overrides: str):
+    """The config `python -m mnist_runner OVERRIDES` would run, with Hydra's runtime choices."""
+    return copy.deepcopy(_compose(overrides))
+
+
+@functools.lru_cache(maxsize=None)
+def _compose(overrides: tuple[str, ...]):
+    from hydra import compose, initialize_config_dir
+
+    from mnist_runner.cli import config_dir
+
+    with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=True)
+
+
+def run_in_process(out: Path, data: Path, *overrides: str) -> dict:
+    """Run one job in this process (no subprocess start-up) on fixture data; returns summary.json."""
+    import json
+
+    from mnist_runner.run import run
+
+    overrides = (f"dataset.root={data}", "device=cpu", "trainer.progress=false", "report.plots=false", *overrides)
+    cfg = compose_config(*overrides)
+    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    run(cfg, out, choices, list(overrides))
+    return json.loads((out / "summary.json").read_text())
+
+
+# --- The CLI in this process (issue 5): no interpreter start-up, for tables of short runs ----------
+
+
+def run_cli_in_process(cwd: Path, data: Path, *args: str) -> subprocess.CompletedProcess:
+    """`mnist-runner device=cpu trainer.progress=false ARGS` run in this process, in `cwd`, on the
+    data root `data`; returns a CompletedProcess (returncode, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from mnist_runner import cli as entry
+
+    argv = ["mnist-runner", "device=cpu", "trainer.progress=false", *args]
+    saved = os.getcwd(), os.environ.get("MNIST_RUNNER_DATA"), sys.argv
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.chdir(cwd)
+        os.environ["MNIST_RUNNER_DATA"], sys.argv = str(data), argv
+        entry._claimed.clear()  # a fresh run folder per call, as a new process would get
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                entry.main()
+                code = 0
+            except SystemExit as e:
+                code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        os.chdir(saved[0])
+        sys.argv = saved[2]
+        if saved[1] is None:
+            os.environ.pop("MNIST_RUNNER_DATA", None)
+        else:
+            os.environ["MNIST_RUNNER_DATA"] = saved[1]
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli(tmp_path, data_root):
+    """`cli(*args)`: run_cli_in_process in tmp_path on the fixture data."""
+    return lambda *args: run_cli_in_process(tmp_path, data_root, *args)

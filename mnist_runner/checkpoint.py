@@ -1,0 +1,239 @@
+"""Checkpoints, resume and interruption: a crash or a Ctrl-C never costs more than the current epoch.
+
+After every epoch the run folder gets `checkpoints/last.pt` (written to a temporary file, then
+renamed): model, optimizer, scheduler, every random number generator, the epoch, the global step and
+the metric rows so far. It holds only tensors and plain Python values, so it loads with
+`torch.load(..., weights_only=True)` and cannot run code.
+
+`resume=PATH` continues the run in PATH from its last completed epoch with the configuration
+stored in PATH/.hydra/config.yaml; overrides may change only the keys in `RESUMABLE`.
+"""
+
+import os
+import random
+import shutil
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from .registry import ConfigError
+
+CHECKPOINT = Path("checkpoints") / "last.pt"
+
+# Keys a resumed run may change: they do not change what is being trained.
+RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.compile",
+             "report.plots", "dataset.root", "dataset.download", "device")  # fmt: skip
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+def save_checkpoint(folder: Path, *, epoch: int, step: int, rows: list[dict], model, optimizer,
+                    scheduler=None, generator: torch.Generator) -> None:  # fmt: skip
+    """Write checkpoints/last.pt whole or not at all."""
+    state = {
+        "epoch": epoch,
+        "step": step,
+        "rows": rows,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "rng": _rng_state(generator),
+    }
+    path = Path(folder) / CHECKPOINT
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic(state, path)
+
+
+def save_atomic(obj, path: Path) -> None:
+    """torch.save whole or not at all: a temporary file, synced, then renamed over `path`."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(folder: Path, epochs: int) -> dict | None:
+    """The last checkpoint of a run folder (on the CPU), or None when no epoch was completed.
+
+    `epochs` is the run's `trainer.epochs`; it may not be fewer than the epochs already done.
+    """
+    path = Path(folder) / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ConfigError(f"resume={folder}: {path} cannot be read ({type(e).__name__}: {e})") from e
+    if epochs < state["epoch"]:
+        raise ConfigError(
+            f"trainer.epochs={epochs} is not allowed with resume={folder}: that run has completed "
+            f"{state['epoch']} epochs; give trainer.epochs >= {state['epoch']}"
+        )
+    return state
+
+
+def restore(state: dict, *, model, optimizer, scheduler=None, generator: torch.Generator) -> None:
+    """Put model, optimizer, scheduler and every generator back as the checkpoint saw them."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    _set_rng_state(state["rng"], generator)
+
+
+def _rng_state(generator: torch.Generator) -> dict:
+    """Every generator's state as tensors and plain values (numpy and python states converted)."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "shuffle": generator.get_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},  # fmt: skip
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+
+
+def _set_rng_state(rng: dict, generator: torch.Generator) -> None:
+    torch.set_rng_state(rng["torch"].cpu())
+    generator.set_state(rng["shuffle"].cpu())
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+    n = rng["numpy"]
+    keys = n["keys"].cpu().numpy().astype(np.uint32)
+    np.random.set_state(("MT19937", keys, n["pos"], n["has_gauss"], n["cached_gaussian"]))
+    p = rng["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+
+
+def truncate_csv(path: Path, column: str, last: int) -> None:
+    """Keep the header and the rows whose `column` is at most `last` (rows a resumed run redoes go)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    if not lines:
+        return
+    index = lines[0].rstrip("\n").split(",").index(column)
+    kept = [line for line in lines[1:] if line.endswith("\n") and int(line.split(",")[index]) <= last]
+    if len(kept) != len(lines) - 1:
+        from .report import write_atomic
+
+        write_atomic(path, lines[0] + "".join(kept))
+
+
+# --- resume --------------------------------------------------------------------------------------
+
+
+def is_run_folder(path: Path) -> bool:
+    return (Path(path) / ".hydra" / "config.yaml").is_file()
+
+
+def resume_config(cfg, overrides: list[str]):
+    """(config, choices, overrides) of the run in the `resume` folder, with the allowed changes.
+
+    The config is the one stored in the folder, with the keys in RESUMABLE taken from this
+    command line. Refuses (ConfigError) a folder that is not a run and an override that changes
+    the experiment.
+    """
+    folder = Path(str(cfg.resume))
+    if not is_run_folder(folder):
+        raise ConfigError(
+            f"resume={cfg.resume!r} is not a run folder (no .hydra/config.yaml in it); "
+            f"give a folder the runner made, e.g. resume=outputs/YYYY-MM-DD/HH-MM-SS"
+        )
+    stored = OmegaConf.load(folder / ".hydra" / "config.yaml")
+    then_epochs = stored.trainer.epochs
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if key in RESUMABLE or key.startswith("device."):
+            OmegaConf.update(stored, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
+            continue
+        now, then = OmegaConf.select(cfg, key), OmegaConf.select(stored, key)
+        if override.is_delete() or _plain(now) != _plain(then):
+            raise ConfigError(
+                f"{override.input_line} cannot be combined with resume={cfg.resume}: that run was "
+                f"trained with {key}={_show(then)}; with resume only "
+                f"{', '.join(RESUMABLE[1:])} may change"
+            )
+    OmegaConf.update(stored, "resume", str(cfg.resume), force_add=True)
+    schedule = OmegaConf.select(stored, "scheduler.name")
+    if schedule in ("onecycle", "cosine") and stored.trainer.epochs != then_epochs:
+        raise ConfigError(
+            f"trainer.epochs={stored.trainer.epochs} cannot change with resume={cfg.resume}: its "
+            f"scheduler={schedule} spans the run's {then_epochs} epochs"
+        )
+    hydra = OmegaConf.load(folder / ".hydra" / "hydra.yaml").hydra
+    choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")}
+    if "device" in choices and OmegaConf.select(stored, "device.type"):
+        choices["device"] = stored.device.type
+    return stored, choices, list(hydra.overrides.task)
+
+
+def _plain(value):
+    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+
+
+def _show(value) -> str:
+    value = _plain(value)
+    return "(not set)" if value is None else str(value)
+
+
+def discard_fresh_folder(fresh: Path, keep: Path) -> None:
+    """Remove the folder Hydra made for this invocation when it resumes another one.
+
+    It holds only Hydra's files (.hydra/ and the job log), never results.
+    """
+    fresh, keep = Path(fresh).resolve(), Path(keep).resolve()
+    if fresh == keep or not fresh.is_dir():
+        return
+    if any(p.name != ".hydra" and p.suffix != ".log" for p in fresh.iterdir()):
+        return
+    shutil.rmtree(fresh, ignore_errors=True)
+    try:
+        fresh.parent.rmdir()  # the date folder, when this was its only run
+    except OSError:
+        pass
+
+
+# --- interruption --------------------------------------------------------------------------------
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT (Ctrl-C) or SIGTERM arrived: the run stops, keeping its last checkpoint."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextmanager
+def signals_interrupt():
+    """Within the block SIGINT and SIGTERM raise `Interrupted` (in the main thread only)."""
+
+    def handler(signum, frame):
+        raise Interrupted(signum)
+
+    try:
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: leave the handlers alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

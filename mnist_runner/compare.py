@@ -1,0 +1,449 @@
+"""Compare finished (or running, or crashed) runs: `python -m mnist_runner.compare PATH...`.
+
+PATH is a run folder, a sweep folder or any folder above them; every `summary.json` below it is a
+run. Prints one row per run with the choices and overrides that differ between the runs and the
+metrics. Reads files only (no torch), so it answers at once.
+"""
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+METRICS = ["status", "params", "final_test_acc", "best_test_acc", "final_test_loss", "epochs", "wall_seconds"]
+HIGHER_IS_BETTER = {"final_test_acc", "best_test_acc", "params", "epochs"}
+# Settings that say where or how verbosely a run ran, not what it computed: hidden unless they
+# are asked for (--all-columns) or filtered on.
+QUIET_KEYS = {"dataset.root", "dataset.download", "trainer.progress"}
+
+
+class RunReadError(Exception):
+    """A run folder whose files cannot be read: reported and skipped."""
+
+
+@dataclass
+class Run:
+    folder: Path
+    summary: dict
+    metrics: list[dict]  # metrics.csv rows, numbers parsed
+    config: dict  # .hydra/config.yaml flattened to dotted keys ({} when absent)
+    settings: dict = field(default_factory=dict)  # group choices, then overridden keys
+    name: str = ""
+
+    @property
+    def status(self) -> str:
+        return str(self.summary.get("status", "unknown"))
+
+    def value(self, key: str):
+        """A column, a setting or any key of the composed config (dotted), else None."""
+        row = self.row()
+        if key in row:
+            return row[key]
+        if key in self.settings:
+            return self.settings[key]
+        return self.config.get(key)
+
+    def setting(self, key: str):
+        """The run's value of a setting: as chosen or overridden, else as composed."""
+        if key in self.settings:
+            return self.settings[key]
+        return self.config.get(key)
+
+    def row(self) -> dict:
+        s, m = self.summary, self.metrics
+        final = s.get("final") or {}
+        best = s.get("best_test_acc")
+        if best is None and m:
+            best = max(r["test_acc"] for r in m)
+        return {
+            "run": self.name,
+            "status": self.status,
+            "params": (s.get("params") or {}).get("total"),
+            "final_test_acc": final.get("test_acc", m[-1]["test_acc"] if m else None),
+            "best_test_acc": best,
+            "final_test_loss": final.get("test_loss", m[-1]["test_loss"] if m else None),
+            "epochs": s.get("epochs_completed", len(m)),
+            "wall_seconds": s.get("wall_seconds"),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading run folders
+
+
+def find_runs(paths: list[Path]) -> tuple[list[Run], list[str]]:
+    """Every readable run below `paths`, and one line per folder that was skipped."""
+    runs, problems, seen = [], [], set()
+    for base in paths:
+        found = [base / "summary.json"] if (base / "summary.json").is_file() else sorted(base.rglob("summary.json"))
+        for path in found:
+            folder = path.parent.resolve()
+            if folder in seen:
+                continue
+            seen.add(folder)
+            try:
+                runs.append(read_run(folder))
+            except RunReadError as e:
+                problems.append(f"skipped {folder}: {e}")
+    name_runs(runs)
+    return runs, problems
+
+
+def read_run(folder: Path) -> Run:
+    summary = _read_json(folder / "summary.json")
+    metrics = _read_metrics(folder / "metrics.csv")
+    config = _read_config(folder / ".hydra" / "config.yaml")
+    run = Run(folder, summary, metrics, config)
+    run.settings = _settings(summary, folder)
+    return run
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunReadError(f"{path.name} cannot be read ({e})") from None
+    except json.JSONDecodeError as e:
+        raise RunReadError(f"{path.name} is broken or half-written ({e})") from None
+    if not isinstance(data, dict):
+        raise RunReadError(f"{path.name} holds a {type(data).__name__}, not an object")
+    return data
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise RunReadError(f"{path.name} cannot be read ({e})") from None
+    if text and not text.endswith("\n"):
+        raise RunReadError(f"{path.name} is half-written (its last line is incomplete)")
+    reader = csv.DictReader(io.StringIO(text))
+    rows = []
+    for n, row in enumerate(reader, start=2):
+        if None in row or None in row.values():
+            raise RunReadError(f"{path.name} line {n} has the wrong number of fields")
+        try:
+            rows.append({k: int(v) if k == "epoch" else float(v) for k, v in row.items()})
+        except ValueError:
+            raise RunReadError(f"{path.name} line {n} holds a value that is not a number") from None
+    if rows and not {"epoch", "test_acc", "test_loss"} <= set(rows[0]):
+        raise RunReadError(f"{path.name} lacks the columns epoch, test_acc, test_loss")
+    return rows
+
+
+def _read_config(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise RunReadError(f".hydra/config.yaml cannot be read ({type(e).__name__})") from None
+    return flatten(data) if isinstance(data, dict) else {}
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _settings(summary: dict, folder: Path) -> dict:
+    """Group choices (`model`: `lenet_full`) and overridden keys (`optimizer.lr`: `0.05`)."""
+    choices = list((summary.get("choices") or {}).items())[::-1]  # Hydra lists them last group first
+    settings = {k: v for k, v in choices if v is not None}
+    overrides = summary.get("overrides")
+    if overrides is None:  # an older or foreign run: Hydra's own record
+        path = folder / ".hydra" / "overrides.yaml"
+        try:
+            overrides = yaml.safe_load(path.read_text()) if path.is_file() else []
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            raise RunReadError(".hydra/overrides.yaml cannot be read") from None
+    for item in overrides or []:
+        key, sep, value = str(item).lstrip("+~").partition("=")
+        if sep and key not in settings:
+            settings[key] = _scalar(value)
+    return settings
+
+
+def _scalar(text: str):
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def name_runs(runs: list[Run]) -> None:
+    """Each run's name: its folder relative to the folder that holds them all."""
+    if not runs:
+        return
+    folders = [r.folder for r in runs]
+    common = Path(os.path.commonpath(folders)) if len(folders) > 1 else folders[0].parent
+    for run in runs:
+        run.name = str(run.folder.relative_to(common)) if run.folder != common else run.folder.name
+
+
+# ---------------------------------------------------------------------------------------------
+# The table
+
+
+def setting_columns(runs: list[Run], all_columns: bool = False) -> list[str]:
+    """Settings in first-seen order: those whose values differ between runs, or all of them."""
+    keys: list[str] = []
+    for run in runs:
+        keys += [k for k in run.settings if k not in keys]
+    if all_columns:
+        return keys
+    return [k for k in keys if k not in QUIET_KEYS and len({_text(r.setting(k)) for r in runs}) > 1]
+
+
+def table(runs: list[Run], all_columns: bool = False, among: list[Run] | None = None) -> tuple[list[str], list[dict]]:
+    """Columns and rows for `runs`; settings are those that differ `among` all runs found (default `runs`)."""
+    columns = ["run", *setting_columns(among or runs, all_columns), *METRICS]
+    rows = []
+    for run in runs:
+        row = run.row()
+        rows.append({c: row[c] if c in row else run.setting(c) for c in columns})
+    return columns, rows
+
+
+def select(runs: list[Run], filters: list[str], sort: str, reverse: bool, top: int | None) -> list[Run]:
+    for item in filters:
+        key, sep, wanted = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--filter {item!r} is not KEY=VALUE")
+        runs = [r for r in runs if _matches(r.value(key), wanted)]
+    descending = (sort in HIGHER_IS_BETTER) != reverse
+    present = [r for r in runs if not _missing(r.value(sort))]
+    absent = [r for r in runs if _missing(r.value(sort))]  # always last
+    present.sort(key=lambda r: _sort_key(r.value(sort)), reverse=descending)
+    runs = present + absent
+    return runs[:top] if top is not None else runs
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _sort_key(value):
+    return (0, float(value), "") if _is_number(value) else (1, 0.0, _text(value))
+
+
+def _matches(value, wanted: str) -> bool:
+    if value is None:
+        return wanted.lower() in ("", "none", "null")
+    try:
+        return math.isclose(float(value), float(wanted), rel_tol=1e-9)
+    except (TypeError, ValueError):
+        return _text(value) == wanted
+
+
+def _text(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _cell(column: str, value) -> str:
+    if value is None:
+        return "-"
+    if column == "wall_seconds" and isinstance(value, (int, float)):
+        return f"{value:.1f}"
+    if isinstance(value, float) and column in METRICS:
+        return f"{value:.4f}"
+    return _text(value)
+
+
+def render(columns: list[str], rows: list[dict], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=2, default=str) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({c: "" if r[c] is None else r[c] for c in columns} for r in rows)
+        return out.getvalue()
+    cells = [[_cell(c, r[c]) for c in columns] for r in rows]
+    numeric = [all(_is_number(r[c]) for r in rows if r[c] is not None) for c in columns]
+    if fmt == "md":
+        lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c) for i, c in enumerate(columns)]
+
+    def line(values):
+        return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
+
+    return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)]) + "\n"
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# ---------------------------------------------------------------------------------------------
+# Overlay plot and two-run diff
+
+
+def legend_labels(runs: list[Run]) -> list[str]:
+    """Each run named by the settings that differ (its folder name when none do)."""
+    keys = setting_columns(runs)
+    labels = []
+    for run in runs:
+        parts = [f"{k}={_text(run.setting(k))}" for k in keys]
+        labels.append(", ".join(parts) or run.name)
+    if len(set(labels)) < len(labels):  # same settings, different runs: say which folder
+        labels = [f"{label} ({run.name})" if keys else label for label, run in zip(labels, runs)]
+    return labels
+
+
+def plot(runs: list[Run], path: Path, title: str, versus: bool = False) -> Path:
+    """Test accuracy and loss per epoch of `runs` overlaid; with `versus`, final test accuracy
+    against the swept key when exactly one numeric key differs."""
+    from .plots import plot_overlay
+
+    extra = numeric_sweep(runs) if versus else None
+    curves = [(label, r.metrics) for label, r in zip(legend_labels(runs), runs) if r.metrics]
+    plot_overlay(curves, path, title, extra)
+    return path
+
+
+def numeric_sweep(runs: list[Run]):
+    """(key, [(value, final test acc)]) when exactly one setting differs and it is numeric."""
+    keys = setting_columns(runs)
+    if len(keys) != 1:
+        return None
+    key = keys[0]
+    points = []
+    for run in runs:
+        value, acc = run.setting(key), run.row()["final_test_acc"]
+        if not _is_number(value):
+            return None
+        if acc is not None:
+            points.append((float(value), float(acc)))
+    return (key, points) if len(points) >= 2 else None
+
+
+def diff(a: Run, b: Run) -> str:
+    """The config keys that differ between two runs, then their final metrics side by side."""
+    keys = []
+    for k in [*a.settings, *b.settings]:
+        if k not in keys:
+            keys.append(k)
+    config_keys = sorted(set(a.config) | set(b.config))
+    rows = [(k, _text(a.setting(k)), _text(b.setting(k))) for k in keys]
+    rows += [(k, _text(a.config.get(k)), _text(b.config.get(k))) for k in config_keys if k not in keys]
+    differing = [r for r in rows if r[1] != r[2]]
+    ra, rb = a.row(), b.row()
+    metrics = [(m, _cell(m, ra[m]), _cell(m, rb[m])) for m in METRICS]
+    head = ("key", f"A: {a.name}", f"B: {b.name}")
+    width = max(len(r[0]) for r in [head, *differing, *metrics])
+    wa = max(len(r[1]) for r in [head, *differing, *metrics])
+
+    def line(r):
+        return f"{r[0]:<{width}}  {r[1]:<{wa}}  {r[2]}".rstrip()
+
+    out = [f"A: {a.folder}", f"B: {b.folder}", "", line(head)]
+    out += [line(r) for r in differing] or ["(no differences in the configuration)"]
+    if not a.config or not b.config:
+        out.append("(one run has no .hydra/config.yaml: only choices and overrides compared)")
+    out += ["", line(("metric", "A", "B")), *map(line, metrics)]
+    return "\n".join(out) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mnist-runner-compare",
+        description="Compare mnist_runner runs: one row per run folder (a folder holding summary.json) "
+        "found below each PATH, with the settings that differ and the final metrics.",
+    )
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="run folder, sweep folder or any folder above them")
+    p.add_argument("--sort", default="best_test_acc", metavar="KEY",
+                   help="column or config key to sort by (default best_test_acc); accuracies, params and "
+                        "epochs sort high to low, everything else low to high")  # fmt: skip
+    p.add_argument("--reverse", action="store_true", help="reverse the sort order")
+    p.add_argument("--top", type=int, metavar="N", help="show only the first N runs after sorting")
+    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
+                   help="keep runs whose column or config key equals VALUE (repeatable; all must hold)")  # fmt: skip
+    p.add_argument("--format", choices=["table", "csv", "md", "json"], default="table")
+    p.add_argument("--all-columns", action="store_true", help="show every choice and override, not only those that differ")
+    p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw test accuracy and loss per epoch of every run")
+    p.add_argument("--diff", nargs=2, type=Path, metavar=("A", "B"), help="config differences and final metrics of two runs")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.diff:
+        runs = []
+        for path in args.diff:
+            if not (path / "summary.json").is_file():
+                print(f"Error: {path} is not a run folder (no summary.json)", file=sys.stderr)
+                return 2
+            try:
+                runs.append(read_run(path.resolve()))
+            except RunReadError as e:
+                print(f"Error: {path}: {e}", file=sys.stderr)
+                return 1
+        name_runs(runs)
+        sys.stdout.write(diff(*runs))
+        return 0
+    if not args.paths:
+        print("Error: give at least one PATH (or --diff A B)", file=sys.stderr)
+        return 2
+    missing = [str(p) for p in args.paths if not p.exists()]
+    if missing:
+        print(f"Error: no such folder: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    if args.top is not None and args.top < 1:
+        print(f"Error: --top {args.top}: give a number of runs, 1 or more", file=sys.stderr)
+        return 2
+    runs, problems = find_runs(args.paths)
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not runs:
+        print(f"Error: no readable run (no summary.json) below {', '.join(map(str, args.paths))}", file=sys.stderr)
+        return 1
+    try:
+        chosen = select(runs, args.filter, args.sort, args.reverse, args.top)
+    except ValueError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    if not chosen:
+        print("No run matches the filters.", file=sys.stderr)
+        return 1
+    columns, rows = table(chosen, args.all_columns, among=runs)  # a --top or --filter view keeps the columns
+    if args.format in ("csv", "json"):
+        for row, run in zip(rows, chosen):
+            row["folder"] = str(run.folder)
+        columns.append("folder")
+    sys.stdout.write(render(columns, rows, args.format))
+    if args.plot:
+        plot(chosen, args.plot, f"{len(chosen)} runs")
+        print(f"Plot: {args.plot}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""The small CNNs of seeds 003 and 004, layer for layer (they all take 1x28x28 inputs).
+
+- `cnn_small`: seed 003's default CNN, Kaiming-normal init as in the seed.
+- `cnn2`: seed 003's CNN2 (size-preserving 5x5 convolutions), Kaiming-normal init.
+- `cnn3`: seed 003's CNN3 (four conv-BN-ReLU blocks, dropout 0.05 before one linear layer).
+- `cnn_10_20`: seed 004's CNN; like the seed, no activation between fc1 and fc2.
+
+The seeds ended with log_softmax; here models return raw scores and the loss applies it.
+"""
+
+from torch import nn
+
+from . import MODELS, require_input
+
+
+def kaiming(*layers: nn.Module, last: nn.Module) -> None:
+    """Seed 003's init: Kaiming-normal weights (relu gain), `linear` gain for the last layer."""
+    for layer in layers:
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    nn.init.kaiming_normal_(last.weight, nonlinearity="linear")
+
+
+@MODELS.register("cnn_small")
+def cnn_small(input_shape, num_classes):
+    require_input("cnn_small", input_shape, (1, 28, 28))
+    conv1, conv2 = nn.Conv2d(1, 16, 5), nn.Conv2d(16, 32, 3)
+    fc1, fc2 = nn.Linear(800, 128), nn.Linear(128, num_classes)
+    kaiming(conv1, conv2, fc1, last=fc2)
+    return nn.Sequential(
+        conv1, nn.ReLU(), nn.MaxPool2d(2),  # 16@12x12
+        conv2, nn.ReLU(), nn.MaxPool2d(2),  # 32@5x5
+        nn.Flatten(), fc1, nn.ReLU(), fc2,
+    )  # fmt: skip
+
+
+@MODELS.register("cnn2")
+def cnn2(input_shape, num_classes):
+    require_input("cnn2", input_shape, (1, 28, 28))
+    conv1, conv2 = nn.Conv2d(1, 32, 5, padding=2), nn.Conv2d(32, 64, 5, padding=2)
+    fc1, fc2 = nn.Linear(3136, 256), nn.Linear(256, num_classes)
+    kaiming(conv1, conv2, fc1, last=fc2)
+    return nn.Sequential(
+        conv1, nn.ReLU(), nn.MaxPool2d(2),  # 32@14x14
+        conv2, nn.ReLU(), nn.MaxPool2d(2),  # 64@7x7
+        nn.Flatten(), fc1, nn.ReLU(), fc2,
+    )  # fmt: skip
+
+
+def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    return [nn.Conv2d(cin, cout, 5, padding=2), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+@MODELS.register("cnn3")
+def cnn3(input_shape, num_classes, dropout=0.05):
+    require_input("cnn3", input_shape, (1, 28, 28))
+    return nn.Sequential(
+        *conv_bn_relu(1, 16),
+        *conv_bn_relu(16, 32),
+        *conv_bn_relu(32, 64), nn.MaxPool2d(2),  # 64@14x14
+        *conv_bn_relu(64, 128), nn.MaxPool2d(3, stride=1),  # 128@12x12
+        nn.Flatten(), nn.Dropout(float(dropout)), nn.Linear(18432, num_classes),
+    )  # fmt: skip
+
+
+@MODELS.register("cnn_10_20")
+def cnn_10_20(input_shape, num_classes):
+    require_input("cnn_10_20", input_shape, (1, 28, 28))
+    return nn.Sequential(
+        nn.Conv2d(1, 10, 5), nn.ReLU(), nn.MaxPool2d(2),  # 10@12x12
+        nn.Conv2d(10, 20, 5), nn.ReLU(), nn.MaxPool2d(2),  # 20@4x4
+        nn.Flatten(), nn.Linear(320, 128), nn.Linear(128, num_classes),  # no activation between
+    )  # fmt: skip

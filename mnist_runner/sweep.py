@@ -1,0 +1,72 @@
+"""The end of every multirun: a summary of the sweep in its folder, and a non-zero exit on failure.
+
+`SweepSummary` is a Hydra callback. It is registered here as the option `sweep_summary` of Hydra's
+`hydra/callbacks` group (conf/config.yaml selects it), so no YAML file names a Python path.
+It writes into the sweep folder:
+- `sweep_summary.csv` and `sweep_summary.md`: the compare table of the sweep's jobs;
+- `sweep.png`: test accuracy and loss per epoch of every job overlaid, plus final test accuracy
+  against the swept key when exactly one numeric key was swept.
+Jobs that failed are listed, and the multirun then exits with status 1.
+"""
+
+import sys
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+from hydra.experimental.callback import Callback
+
+from . import compare
+
+FAILED = "failed"
+
+
+class SweepSummary(Callback):
+    def on_multirun_end(self, config, **kwargs) -> None:
+        folder = Path(config.hydra.sweep.dir)
+        failed = write_summary(folder)
+        if failed:
+            print(f"{len(failed)} job(s) failed: {', '.join(r.name for r in failed)}; "
+                  f"see {folder / 'sweep_summary.md'}", file=sys.stderr)  # fmt: skip
+            raise SystemExit(1)  # Hydra passes exceptions from callbacks on as warnings; this ends the process
+
+
+def write_summary(folder: Path) -> list[compare.Run]:
+    """Write the sweep's summary files into `folder`; returns the runs that failed."""
+    runs, problems = compare.find_runs([folder])
+    for line in problems:
+        print(line, file=sys.stderr)
+    if not runs:
+        print(f"Sweep summary: no run below {folder}", file=sys.stderr)
+        return []
+    runs.sort(key=_job_number)
+    columns, rows = compare.table(runs)
+    (folder / "sweep_summary.csv").write_text(compare.render(columns, rows, "csv"))
+    failed = [r for r in runs if r.status == FAILED]
+    lines = [f"# Sweep {folder}", "", f"{len(runs)} jobs; sorted by job number.", "",
+             compare.render(columns, rows, "md").rstrip()]  # fmt: skip
+    if failed:
+        lines += ["", f"## Failed jobs ({len(failed)})", ""]
+        lines += [f"- `{r.name}`: {r.summary.get('error', 'no error recorded')}" for r in failed]
+    if problems:
+        lines += ["", "## Skipped folders", "", *(f"- {p}" for p in problems)]
+    (folder / "sweep_summary.md").write_text("\n".join(lines) + "\n")
+    try:
+        title = f"Sweep {'/'.join(folder.parts[-2:])}: {len(runs)} jobs" + (f", {len(failed)} failed" if failed else "")
+        compare.plot(runs, folder / "sweep.png", title, versus=True)
+    except Exception as e:  # the tables are written; a figure that cannot be drawn is reported
+        print(f"Warning: sweep.png could not be drawn: {type(e).__name__}: {e}", file=sys.stderr)
+    print(f"Sweep summary: {folder / 'sweep_summary.md'}", flush=True)
+    return failed
+
+
+def _job_number(run: compare.Run):
+    head = run.folder.name.split("_", 1)[0]
+    return (0, int(head), "") if head.isdigit() else (1, 0, run.name)
+
+
+ConfigStore.instance().store(
+    group="hydra/callbacks",
+    name="sweep_summary",
+    node={"sweep_summary": {"_target_": f"{__name__}.SweepSummary"}},
+    provider="mnist_runner",
+)

@@ -1,0 +1,251 @@
+"""Speed paths (issue 6): trainer.threads / channels_last / compile / amp, the sync-free loss reader,
+and benchmarks/benchmark.py end to end on fixture data. Nothing here asserts how fast anything is."""
+
+import csv
+import importlib.util
+import math
+import warnings
+
+import pytest
+import torch
+from conftest import ROOT, compose_config, run_cli_in_process, run_in_process
+
+from mnist_runner.data import load_data
+from mnist_runner.losses import build_loss
+from mnist_runner.models import build_model
+from mnist_runner.speed import Speed, _cpp_compiler
+from mnist_runner.train import Diverged, HostReader, evaluate, train_one_epoch
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    """A run sets the process's intra-op threads; leave them as other tests expect."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def metrics(folder):
+    with open(folder / "metrics.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_same_training(a, b, tol=1e-4):
+    """Two runs' metrics agree: the speed setting changed how, not what, was computed."""
+    assert len(a) == len(b) > 0
+    for ra, rb in zip(a, b):
+        for key in ("train_loss", "test_loss", "train_acc", "test_acc"):
+            assert float(ra[key]) == pytest.approx(float(rb[key]), abs=tol), key
+
+
+def test_default_speed_settings_are_recorded_and_applied(tmp_path, data_root):
+    summary = run_in_process(tmp_path / "run", data_root, "trainer.epochs=1", "report.plots=false")
+    assert summary["status"] == "completed"
+    assert summary["speed"] == {"threads": 1, "channels_last": True, "compile": False, "amp": False}
+    assert torch.get_num_threads() == 1
+    # model.pt is the plain model's state_dict, whatever layout it trained in
+    state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    fresh = build_model(compose_config("model=lenet_full").model, (1, 28, 28), 10)
+    assert state.keys() == fresh.state_dict().keys()
+    fresh.load_state_dict(state)
+
+
+def test_threads_and_channels_last_change_speed_not_results(tmp_path, data_root):
+    base = run_in_process(tmp_path / "a", data_root, "trainer.epochs=2", "report.plots=false",
+                          "trainer.channels_last=false")  # fmt: skip
+    other = run_in_process(tmp_path / "b", data_root, "trainer.epochs=2", "report.plots=false",
+                           "trainer.threads=2", "trainer.channels_last=true")  # fmt: skip
+    assert base["status"] == other["status"] == "completed"
+    assert (base["speed"]["threads"], base["speed"]["channels_last"]) == (1, False)
+    assert (other["speed"]["threads"], other["speed"]["channels_last"]) == (2, True)
+    assert torch.get_num_threads() == 2
+    assert_same_training(metrics(tmp_path / "a"), metrics(tmp_path / "b"))
+
+
+@pytest.mark.skipif(_cpp_compiler() is None, reason="torch.compile on the CPU needs a C++ compiler")
+def test_compile_trains_the_same_model_and_saves_plain_weights(tmp_path, data_root):
+    common = ("model=softmax", "trainer.epochs=1", "report.plots=false")
+    eager = run_in_process(tmp_path / "eager", data_root, *common)
+    compiled = run_in_process(tmp_path / "compiled", data_root, *common, "trainer.compile=true")
+    assert compiled["status"] == "completed" and compiled["speed"]["compile"] is True
+    assert_same_training(metrics(tmp_path / "eager"), metrics(tmp_path / "compiled"))
+    state = torch.load(tmp_path / "compiled" / "model.pt", weights_only=True)
+    assert not any(k.startswith("_orig_mod") for k in state)  # not the compiled wrapper's keys
+    assert eager["params"] == compiled["params"]
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("trainer.amp=true", "trainer.amp=true is bf16 autocast on CUDA, and this run's device is cpu"),
+        ("trainer.threads=0", "trainer.threads=0 is not allowed; it must be an integer >= 1"),
+        ("trainer.threads=two", "trainer.threads='two' is not allowed"),
+        ("trainer.compile=maybe", "trainer.compile='maybe' is not allowed; it must be true or false"),
+        ("trainer.channels_last=1", "trainer.channels_last=1 is not allowed; it must be true or false"),
+    ],
+)
+def test_bad_speed_settings_are_one_clear_error(tmp_path, data_root, override, expected):
+    result = run_cli_in_process(tmp_path, data_root, override)
+    assert result.returncode == 2, result.stderr
+    assert expected in result.stderr
+    assert not list(tmp_path.rglob("metrics.csv"))  # refused before training
+
+
+def small_job(data_root, *overrides):
+    cfg = compose_config(f"dataset.root={data_root}", "device=cpu", *overrides)
+    data = load_data(cfg.dataset, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = build_model(cfg.model, data.input_shape, data.num_classes)
+    loss_fn = build_loss(cfg.loss)
+    return data, model, loss_fn, torch.optim.SGD(model.parameters(), lr=0.1)
+
+
+def test_autocast_path_trains_and_evaluates_on_the_cpu(data_root):
+    """The CUDA amp code (the Autocast wrapper) run with device cpu, as far as the CPU allows."""
+    data, model, loss_fn, optimizer = small_job(data_root)
+    forward = Speed(threads=1, channels_last=True, compile=False, amp=True).forward_model(model)
+    before = [p.detach().clone() for p in model.parameters()]
+    x = data.prepare(data.test.images[:4])
+    assert forward(x).dtype == torch.float32  # logits come back as float32 for the loss
+    stats = train_one_epoch(forward, data, loss_fn, optimizer, batch_size=50,
+                            generator=torch.Generator().manual_seed(0), log_interval=2)  # fmt: skip
+    assert math.isfinite(stats.loss) and 0 <= stats.acc <= 1
+    assert [s for s, _ in stats.steps] == [2, 4, 6]
+    assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the plain model learned
+    loss, acc = evaluate(forward, data, data.test, loss_fn, 1000)
+    assert math.isfinite(loss) and 0 <= acc <= 1
+
+
+class FakeEvent:
+    """Stands in for a CUDA event: done once the 'GPU' got there."""
+
+    def __init__(self):
+        self.done, self.waited = False, False
+
+    def query(self):
+        return self.done
+
+    def synchronize(self):
+        self.waited = self.done = True
+
+
+def test_host_reader_never_waits_mid_epoch_and_reads_in_order():
+    reader = HostReader(torch.device("cpu"))
+    first, second = FakeEvent(), FakeEvent()
+    reader.pending.extend([(10, torch.tensor(1.5), first), (20, torch.tensor(float("nan")), second)])
+    assert list(reader.ready()) == []  # the GPU is not there yet: nothing read, nothing waited for
+    assert not first.waited
+    first.done = True
+    assert list(reader.ready()) == [(10, 1.5)]
+    assert list(reader.ready()) == []
+    (step, value), = reader.ready(wait=True)  # epoch end: wait for the rest
+    assert step == 20 and math.isnan(value) and second.waited and not reader.pending
+    reader.push(30, torch.tensor(2.0))  # on the CPU a pushed loss is readable at once
+    assert list(reader.ready()) == [(30, 2.0)]
+
+
+def test_a_nan_loss_stops_training_at_its_step(data_root):
+    data, model, loss_fn, optimizer = small_job(data_root)
+
+    class NaNAtStep3:
+        calls = 0
+
+        def __call__(self, logits, labels):
+            self.calls += 1
+            loss = loss_fn(logits, labels)
+            return loss * float("nan") if self.calls == 3 else loss
+
+        def correct(self, logits, labels):
+            return loss_fn.correct(logits, labels)
+
+    with pytest.raises(Diverged) as caught:
+        train_one_epoch(model, data, NaNAtStep3(), optimizer, batch_size=50,
+                        generator=torch.Generator().manual_seed(0), log_interval=100, first_step=40)  # fmt: skip
+    assert caught.value.step == 43 and math.isnan(caught.value.loss)
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("benchmark", ROOT / "benchmarks" / "benchmark.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_runs_end_to_end_and_writes_its_table(tmp_path, data_root):
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\nhand-written intro\n\n<!-- benchmark:begin -->\nold\n<!-- benchmark:end -->\n\nafter\n")
+    argv = ["--data-root", str(data_root), "--models", "lenet_full,no_such_model", "--repeats", "1",
+            "--steps", "4", "--warmup", "1", "--runner-epochs", "2", "--startup-repeats", "1",
+            "--full-run-epochs", "1", "--device", "cpu", "--set", "report.plots=false", "--out", str(out)]  # fmt: skip
+    assert load_benchmark().main(argv) == 0
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\nhand-written intro\n\n<!-- benchmark:begin -->")
+    assert text.rstrip().endswith("<!-- benchmark:end -->\n\nafter") and "\nold\n" not in text
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 9 and cells[0] == "lenet_full":
+            rows[cells[1]] = cells
+    assert set(rows) == {"seed", "bare", "runner"}
+    for cells in rows.values():
+        train, evaluate_, epoch, rss = (float(c.replace(",", "")) for c in cells[2:6])
+        assert train > 0 and evaluate_ > 0 and epoch > 0 and rss > 50
+    assert rows["runner"][6].endswith("x") and float(rows["runner"][7]) > 0 and float(rows["runner"][8]) > 0
+    assert "not in conf/model/, skipped: no_such_model" in text
+    assert "| runner trains LeNet-5 >= 5x faster than the seed loop |" in text
+    assert "`python -m mnist_runner --help` (no torch import) |" in text
+    assert "to the first training step" in text and "1-epoch LeNet-5 run peak RSS < 1.5 GB" in text
+    assert "python benchmarks/benchmark.py --data-root" in text  # the command that reproduces it
+
+
+# --- CUDA (benchmarks/gpu_check.sh runs these with -m cuda) --------------------------------------
+
+
+@pytest.mark.cuda
+@needs_cuda
+@pytest.mark.parametrize("extra", [(), ("trainer.amp=true",), ("trainer.amp=true", "trainer.compile=true")])
+def test_cuda_epochs_with_speed_options(tmp_path, data_root, extra):
+    import json
+
+    from mnist_runner.run import run
+
+    cfg = compose_config(f"dataset.root={data_root}", "device=cuda", "trainer.progress=false",
+                         "trainer.epochs=2", "report.plots=false", *extra)  # fmt: skip
+    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    run(cfg, tmp_path / "run", choices, list(extra))
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["device"].startswith("cuda")
+    assert summary["speed"]["amp"] is ("trainer.amp=true" in extra)
+    assert 0 <= summary["final"]["test_acc"] <= 1
+
+
+@pytest.mark.cuda
+@needs_cuda
+def test_cuda_step_loop_syncs_per_epoch_not_per_step(data_root):
+    """The synchronizing calls of an epoch do not grow with its number of steps."""
+    cfg = compose_config(f"dataset.root={data_root}", "device=cuda")
+    device = torch.device("cuda")
+    data = load_data(cfg.dataset, device)
+
+    def syncs(batch_size):
+        torch.manual_seed(0)
+        model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        loss_fn = build_loss(cfg.loss).to(device)
+        train_one_epoch(model, data, loss_fn, optimizer, batch_size=batch_size,
+                        generator=torch.Generator().manual_seed(0), log_interval=1)  # warm-up  # fmt: skip
+        torch.cuda.synchronize()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                stats = train_one_epoch(model, data, loss_fn, optimizer, batch_size=batch_size,
+                                        generator=torch.Generator().manual_seed(1), log_interval=1)  # fmt: skip
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        assert len(stats.steps) == -(-len(data.train) // batch_size)  # every step's loss was read
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    assert syncs(100) == syncs(10)  # 3 steps or 30: the same per-epoch syncs

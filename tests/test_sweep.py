@@ -1,0 +1,108 @@
+"""Multiruns: the sweep summary callback, failure-tolerant sweeps, joblib, submitit and Optuna."""
+
+import csv
+import json
+
+import pytest
+import yaml
+
+from conftest import run_folders
+from mnist_runner.cli import path_safe
+
+QUICK = ["trainer.epochs=1", "report.plots=false"]  # per-run plots are tested in test_report.py
+
+
+def sweep_folder(tmp_path):
+    (folder,) = (tmp_path / "multirun").glob("*/*")
+    return folder
+
+
+def summaries(folder):
+    return {run.name: json.loads((run / "summary.json").read_text()) for run in run_folders(folder)}
+
+
+def summary_rows(folder):
+    with open(folder / "sweep_summary.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def assert_png(path, width=None):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    if width is not None:
+        assert int.from_bytes(data[16:20], "big") == width, "unexpected number of panels"
+
+
+def test_a_failing_job_is_recorded_the_others_run_and_the_sweep_exits_non_zero(run_cli, tmp_path):
+    # job 1 fails inside training setup (bad lr), jobs 2 and 3 in config validation (bad normalize)
+    result = run_cli("hydra.mode=MULTIRUN", *QUICK, "dataset.normalize=none,bogus", "optimizer.lr=0.1,-1")
+    assert result.returncode == 1, result.stderr
+    folder = sweep_folder(tmp_path)
+    runs = summaries(folder)
+    assert sorted(runs) == [  # job number, then the overrides sorted by key (report.plots left out)
+        "0_dataset.normalize=none,device=cpu,optimizer.lr=0.1,trainer.epochs=1",
+        "1_dataset.normalize=none,device=cpu,optimizer.lr=-1,trainer.epochs=1",
+        "2_dataset.normalize=bogus,device=cpu,optimizer.lr=0.1,trainer.epochs=1",
+        "3_dataset.normalize=bogus,device=cpu,optimizer.lr=-1,trainer.epochs=1",
+    ]
+    status = {name[0]: s["status"] for name, s in runs.items()}
+    assert status == {"0": "completed", "1": "failed", "2": "failed", "3": "failed"}
+    errors = {name[0]: s.get("error", "") for name, s in runs.items()}
+    assert "optimizer.lr" in errors["1"] and "dataset.normalize" in errors["2"]
+
+    rows = summary_rows(folder)
+    assert [r["status"] for r in rows] == ["completed", "failed", "failed", "failed"]  # by job number
+    assert [r["optimizer.lr"] for r in rows] == ["0.1", "-1", "0.1", "-1"]
+    assert float(rows[0]["best_test_acc"]) == runs[rows[0]["run"]]["best_test_acc"]
+    md = (folder / "sweep_summary.md").read_text()
+    assert "## Failed jobs (3)" in md and errors["1"] in md and errors["2"] in md
+    assert "3 job(s) failed" in result.stderr
+    assert_png(folder / "sweep.png", width=1200)  # two numeric keys swept: no accuracy-vs-key panel
+
+
+def test_parallel_sweep_with_joblib(run_cli, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    result = run_cli("hydra.mode=MULTIRUN", *QUICK, "optimizer.lr=0.05,0.1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    assert result.returncode == 0, result.stderr
+    folder = sweep_folder(tmp_path)
+    assert "n_jobs=2" in result.stdout  # the joblib launcher ran them
+    assert [s["status"] for s in summaries(folder).values()] == ["completed", "completed"]
+    assert [r["optimizer.lr"] for r in summary_rows(folder)] == ["0.05", "0.1"]
+    assert_png(folder / "sweep.png", width=1800)  # one numeric key swept: a third panel against it
+    assert "| optimizer.lr |" in (folder / "sweep_summary.md").read_text()
+
+
+def test_sweep_with_submitit_local(run_cli, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run_cli("hydra.mode=MULTIRUN", *QUICK, "model=lenet_full,lenet_subset", "hydra/launcher=submitit_local",
+                     "hydra.launcher.timeout_min=5")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    folder = sweep_folder(tmp_path)
+    assert (folder / ".submitit").is_dir()  # submitit ran them
+    runs = summaries(folder)
+    assert sorted(s["params"]["total"] for s in runs.values()) == [60806, 61706]
+    assert [r["model"] for r in summary_rows(folder)] == ["lenet_full", "lenet_subset"]
+
+
+def test_three_trial_optuna_search_maximizes_best_test_accuracy(run_cli, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    result = run_cli("hydra.mode=MULTIRUN", *QUICK, "hparams_search=lenet_optuna", "hydra.sweeper.n_trials=3")
+    assert result.returncode == 0, result.stderr
+    folder = sweep_folder(tmp_path)
+    runs = summaries(folder)
+    assert len(runs) == 3 and all(s["status"] == "completed" for s in runs.values())
+    best = yaml.safe_load((folder / "optimization_results.yaml").read_text())
+    assert best["best_value"] == max(s["best_test_acc"] for s in runs.values())
+    assert 0.005 <= best["best_params"]["optimizer.lr"] <= 0.5
+    assert 0.0 <= best["best_params"]["optimizer.momentum"] <= 0.95
+    assert all(s["choices"]["model"] == "lenet_full" for s in runs.values())
+    # job folders carry the trial's values cut to 4 significant digits
+    assert all(len(name.split("optimizer.lr=")[1].split(",")[0]) <= 10 for name in runs)
+    assert len(summary_rows(folder)) == 3
+
+
+def test_path_safe_folder_names():
+    assert path_safe("optimizer.lr=0.06260326907499733,model=lenet_full") == "optimizer.lr=0.0626,model=lenet_full"
+    assert path_safe("dataset.root=/a b/c") == "dataset.root=_a_b_c"
+    assert path_safe("x=1.5,name=v1.123456,e=1.234567e-05") == "x=1.5,name=v1.123456,e=1.235e-05"
+    assert path_safe("") == "default"
