@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Training speed side by side: the seeds' loop, a bare tensor loop and the runner, in one process.
 
-For each model, on the same MNIST files, in the same process and with the same intra-op threads:
+For each model, on the same MNIST files and in the same process:
 
 (a) seed    the seed notebooks' loop: torchvision MNIST with transforms.ToTensor(), a DataLoader
             (batch 100, shuffle), SGD lr 0.1, cross-entropy; evaluation as they did it (batches of
             100 through a DataLoader, no torch.no_grad, .item() per batch).
+            It runs with PyTorch's default intra-op threads (all cores), as the notebooks did,
+            unless --seed-threads says otherwise.
 (b) bare    the same model over tensors already in memory: index a batch of the uint8 images,
             scale, step. It uses the runner's model layout (trainer.channels_last etc.), so (c)/(b)
             is what the runner's own machinery costs. Evaluation in batches of 1000, inference mode.
@@ -63,9 +65,11 @@ def parse_args(argv=None):
     p.add_argument("--full-run-epochs", type=int, default=10,
                    help="epochs of the whole-run subprocess measured for wall time and peak RSS (0: skip)")
     p.add_argument("--startup-repeats", type=int, default=3, help="runs of each start-up measurement (0: skip)")
+    p.add_argument("--seed-threads", type=int, default=None,
+                   help="intra-op threads of (a); default: PyTorch's own default, as the notebooks ran")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (as device=...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra runner override, also applied to (b) and its threads to (a); e.g. trainer.threads=2")
+                   help="extra runner override, also applied to (b); e.g. trainer.threads=2")
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"),
                    help=f"markdown file whose block between {BEGIN} and {END} is replaced (created if missing)")
     p.add_argument("--note", default="", help="a line added under the tables (e.g. how loaded the machine was)")
@@ -373,12 +377,12 @@ def fmt_ratio(x) -> str:
 
 
 def report(args, info: dict, results: dict, skipped: list, start: dict | None, full: dict | None,
-           loads: tuple, threads: int, command: str) -> str:  # fmt: skip
+           loads: tuple, threads: tuple[int, int], command: str) -> str:  # fmt: skip
     med = statistics.median
     lines = [
         BEGIN,
         f"Measured {info['date']} on {info['machine']}; {info['versions']}; device {info['device']}, "
-        f"{threads} intra-op thread(s). Load average (1 min) {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.",
+        f"intra-op threads: {threads[0]} for (a) seed, {threads[1]} for (b) bare and (c) runner. Load average (1 min) {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.",
         "",
         "```bash",
         command,
@@ -505,7 +509,8 @@ def main(argv=None) -> int:
     loaders = (DataLoader(train_set, batch_size=100, shuffle=True), DataLoader(test_set, batch_size=100, shuffle=False))
     tensors = tuple((s.data.unsqueeze(1).to(device), s.targets.to(device)) for s in (train_set, test_set))
     configs = {m: compose(args, m, f"trainer.epochs={args.runner_epochs}") for m in models}
-    threads = configure(configs[models[0]].trainer, device).threads  # the runner's setting, for all loops
+    seed_threads = args.seed_threads or torch.get_num_threads()  # PyTorch's default unless told
+    threads = configure(configs[models[0]].trainer, device).threads  # the runner's setting, for (b) too
 
     results = {m: {"seed": [], "bare": [], "runner": [], "sizes": (len(train_set), len(test_set))} for m in models}
     for repeat in range(args.repeats):
@@ -513,7 +518,10 @@ def main(argv=None) -> int:
             for leg, fn in (("seed", lambda: seed_loop(configs[m], device, loaders, args.steps, args.warmup)),
                             ("bare", lambda: bare_loop(configs[m], device, tensors, args.steps, args.warmup)),
                             ("runner", lambda: runner_loop(configs[m]))):  # fmt: skip
-                configure(configs[m].trainer, device)  # the runner sets threads; keep every loop equal
+                if leg == "seed":
+                    torch.set_num_threads(seed_threads)
+                else:
+                    configure(configs[m].trainer, device)  # (b) runs with the runner's settings
                 with PeakRSS() as peak:
                     r = fn()
                 r["rss"] = peak.mb
@@ -528,7 +536,7 @@ def main(argv=None) -> int:
     info["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     info["device"] = str(device)
     command = "python benchmarks/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    block = report(args, info, results, skipped, start, full, (load_start, os.getloadavg()[0]), threads, command.strip())
+    block = report(args, info, results, skipped, start, full, (load_start, os.getloadavg()[0]), (seed_threads, threads), command.strip())
     write_block(Path(args.out), block)
     print(block)
     return 0

@@ -21,6 +21,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .registry import ConfigError
+from .report import write_atomic
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 
@@ -124,8 +125,6 @@ def truncate_csv(path: Path, column: str, last: int) -> None:
     index = lines[0].rstrip("\n").split(",").index(column)
     kept = [line for line in lines[1:] if line.endswith("\n") and int(line.split(",")[index]) <= last]
     if len(kept) != len(lines) - 1:
-        from .report import write_atomic
-
         write_atomic(path, lines[0] + "".join(kept))
 
 
@@ -151,6 +150,8 @@ def resume_config(cfg, overrides: list[str]):
         )
     stored = OmegaConf.load(folder / ".hydra" / "config.yaml")
     then_epochs = stored.trainer.epochs
+    hydra = OmegaConf.load(folder / ".hydra" / "hydra.yaml").hydra
+    choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")}
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     for override in OverridesParser.create().parse_overrides(overrides):
@@ -158,7 +159,10 @@ def resume_config(cfg, overrides: list[str]):
         if key in RESUMABLE or key.startswith("device."):
             OmegaConf.update(stored, key, OmegaConf.select(cfg, key), merge=False, force_add=True)
             continue
-        now, then = OmegaConf.select(cfg, key), OmegaConf.select(stored, key)
+        if key in choices:  # a config group: compare the options chosen
+            now, then = override.value(), choices[key]
+        else:
+            now, then = OmegaConf.select(cfg, key), OmegaConf.select(stored, key)
         if override.is_delete() or _plain(now) != _plain(then):
             raise ConfigError(
                 f"{override.input_line} cannot be combined with resume={cfg.resume}: that run was "
@@ -172,8 +176,6 @@ def resume_config(cfg, overrides: list[str]):
             f"trainer.epochs={stored.trainer.epochs} cannot change with resume={cfg.resume}: its "
             f"scheduler={schedule} spans the run's {then_epochs} epochs"
         )
-    hydra = OmegaConf.load(folder / ".hydra" / "hydra.yaml").hydra
-    choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")}
     if "device" in choices and OmegaConf.select(stored, "device.type"):
         choices["device"] = stored.device.type
     return stored, choices, list(hydra.overrides.task)

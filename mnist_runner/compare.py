@@ -44,11 +44,7 @@ class Run:
     def value(self, key: str):
         """A column, a setting or any key of the composed config (dotted), else None."""
         row = self.row()
-        if key in row:
-            return row[key]
-        if key in self.settings:
-            return self.settings[key]
-        return self.config.get(key)
+        return row[key] if key in row else self.setting(key)
 
     def setting(self, key: str):
         """The run's value of a setting: as chosen or overridden, else as composed."""
@@ -114,7 +110,16 @@ def _read_json(path: Path) -> dict:
         raise RunReadError(f"{path.name} is broken or half-written ({e})") from None
     if not isinstance(data, dict):
         raise RunReadError(f"{path.name} holds a {type(data).__name__}, not an object")
+    for key, kind in SUMMARY_TYPES.items():
+        if data.get(key) is not None and not isinstance(data[key], kind):
+            expected = "a number" if kind is _NUMBER else f"a {kind.__name__}"
+            raise RunReadError(f"{path.name}: {key!r} is {data[key]!r}, not {expected}")
     return data
+
+
+_NUMBER = (int, float)
+SUMMARY_TYPES = {"status": str, "choices": dict, "overrides": list, "params": dict, "final": dict,
+                 "best_test_acc": _NUMBER, "epochs_completed": int, "wall_seconds": _NUMBER}  # fmt: skip
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -180,6 +185,12 @@ def _settings(summary: dict, folder: Path) -> dict:
 
 
 def _scalar(text: str):
+    """An override's value as Hydra reads it: 1e-3 is a number, true a bool, lenet_full text."""
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -201,10 +212,11 @@ def name_runs(runs: list[Run]) -> None:
 
 
 def setting_columns(runs: list[Run], all_columns: bool = False) -> list[str]:
-    """Settings in first-seen order: those whose values differ between runs, or all of them."""
+    """Group choices, then overridden keys A-Z: those whose values differ between runs, or all of them."""
     keys: list[str] = []
     for run in runs:
         keys += [k for k in run.settings if k not in keys]
+    keys = [k for k in keys if "." not in k] + sorted(k for k in keys if "." in k)
     if all_columns:
         return keys
     return [k for k in keys if k not in QUIET_KEYS and len({_text(r.setting(k)) for r in runs}) > 1]
@@ -226,6 +238,9 @@ def select(runs: list[Run], filters: list[str], sort: str, reverse: bool, top: i
         if not sep or not key:
             raise ValueError(f"--filter {item!r} is not KEY=VALUE")
         runs = [r for r in runs if _matches(r.value(key), wanted)]
+    if runs and all(_missing(r.value(sort)) for r in runs) and sort not in METRICS:
+        columns = ", ".join(["run", *setting_columns(runs, True), *METRICS])
+        raise ValueError(f"--sort {sort}: no run has that key; sort by a column ({columns}) or a config key")
     descending = (sort in HIGHER_IS_BETTER) != reverse
     present = [r for r in runs if not _missing(r.value(sort))]
     absent = [r for r in runs if _missing(r.value(sort))]  # always last
@@ -280,7 +295,7 @@ def render(columns: list[str], rows: list[dict], fmt: str) -> str:
         writer.writeheader()
         writer.writerows({c: "" if r[c] is None else r[c] for c in columns} for r in rows)
         return out.getvalue()
-    cells = [[_cell(c, r[c]) for c in columns] for r in rows]
+    cells = [[short_name(r[c]) if c == "run" else _cell(c, r[c]) for c in columns] for r in rows]
     numeric = [all(_is_number(r[c]) for r in rows if r[c] is not None) for c in columns]
     if fmt == "md":
         lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---:" if n else "---" for n in numeric) + "|"]
@@ -292,6 +307,16 @@ def render(columns: list[str], rows: list[dict], fmt: str) -> str:
         return "  ".join(v.rjust(w) if n else v.ljust(w) for v, w, n in zip(values, widths, numeric)).rstrip()
 
     return "\n".join([line(columns), line(["-" * w for w in widths]), *map(line, cells)]) + "\n"
+
+
+def short_name(name: str) -> str:
+    """A sweep job's folder `3_model=lenet_subset,optimizer.lr=0.1` shown as `3_…`: its settings
+    have columns of their own (csv and json keep the whole path)."""
+    head, sep, tail = name.rpartition("/")
+    number, underscore, rest = tail.partition("_")
+    if number.isdigit() and underscore and len(rest) > 3:
+        tail = f"{number}_…"
+    return f"{head}{sep}{tail}"
 
 
 def _is_number(value) -> bool:
@@ -343,10 +368,7 @@ def numeric_sweep(runs: list[Run]):
 
 def diff(a: Run, b: Run) -> str:
     """The config keys that differ between two runs, then their final metrics side by side."""
-    keys = []
-    for k in [*a.settings, *b.settings]:
-        if k not in keys:
-            keys.append(k)
+    keys = setting_columns([a, b], all_columns=True)
     config_keys = sorted(set(a.config) | set(b.config))
     rows = [(k, _text(a.setting(k)), _text(b.setting(k))) for k in keys]
     rows += [(k, _text(a.config.get(k)), _text(b.config.get(k))) for k in config_keys if k not in keys]
@@ -378,7 +400,8 @@ def parser() -> argparse.ArgumentParser:
         description="Compare mnist_runner runs: one row per run folder (a folder holding summary.json) "
         "found below each PATH, with the settings that differ and the final metrics.",
     )
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="run folder, sweep folder or any folder above them")
+    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
+                   help="run folder, sweep folder or any folder above them")  # fmt: skip
     p.add_argument("--sort", default="best_test_acc", metavar="KEY",
                    help="column or config key to sort by (default best_test_acc); accuracies, params and "
                         "epochs sort high to low, everything else low to high")  # fmt: skip
@@ -387,9 +410,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
                    help="keep runs whose column or config key equals VALUE (repeatable; all must hold)")  # fmt: skip
     p.add_argument("--format", choices=["table", "csv", "md", "json"], default="table")
-    p.add_argument("--all-columns", action="store_true", help="show every choice and override, not only those that differ")
-    p.add_argument("--plot", type=Path, metavar="FILE.png", help="also draw test accuracy and loss per epoch of every run")
-    p.add_argument("--diff", nargs=2, type=Path, metavar=("A", "B"), help="config differences and final metrics of two runs")
+    p.add_argument("--all-columns", action="store_true",
+                   help="show every choice and override, not only those that differ")  # fmt: skip
+    p.add_argument("--plot", type=Path, metavar="FILE.png",
+                   help="also draw test accuracy and loss per epoch of every run")  # fmt: skip
+    p.add_argument("--diff", nargs=2, type=Path, metavar=("A", "B"),
+                   help="config differences and final metrics of two runs")  # fmt: skip
     return p
 
 

@@ -8,13 +8,13 @@ After loading, `load_data` applies the dataset config's selections, in this orde
 `val_fraction` (a seeded hold-out from the training split), then `normalize`.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torchvision import datasets as tv
 
-from .idx import check_idx_files
+from .idx import check_raw_files  # names a missing or damaged file
 from .registry import ConfigError, Registry
 
 
@@ -83,7 +83,6 @@ class Data:
     std: float
     val: Split | None = None
     binary_labels: str = "pm1"  # how a binary loss reads class indices 0/1: pm1 = -1/+1
-    counts: dict = field(default_factory=dict)  # examples per split
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -116,7 +115,7 @@ class Data:
 
 def _read(source: DatasetSource, cfg, train: bool, options: dict) -> RawSplit:
     try:
-        check_idx_files(Path(cfg.root) / source.folder / "raw", DataError)  # names a damaged file
+        check_raw_files(source.cls, Path(cfg.root) / source.folder / "raw", cfg.download, DataError)
         return source.load(cfg.root, train=train, download=cfg.download, **options)
     except DataError:
         raise
@@ -124,7 +123,7 @@ def _read(source: DatasetSource, cfg, train: bool, options: dict) -> RawSplit:
         where = f"{cfg.root}/{source.folder}/raw"
         how = "download failed" if cfg.download else "download is off (dataset.download=false)"
         raise DataError(
-            f"{cfg.name} could not be loaded from {where} ({how}: {str(e).strip() or type(e).__name__}). "
+            f"{cfg.name} could not be loaded from {where} ({how}: {' '.join(str(e).split()) or type(e).__name__}). "
             f"Point the runner at a folder that holds {source.folder}/raw/: "
             f"dataset.root=PATH or MNIST_RUNNER_DATA=PATH"
         ) from e
@@ -214,7 +213,4 @@ def load_data(cfg, device: torch.device, seed: int = 0) -> Data:
             return None
         return Split(split.images.unsqueeze(1).to(device), split.labels.to(device))
 
-    counts = {"train": len(train.labels), "test": len(test.labels)}
-    if val is not None:
-        counts["val"] = len(val.labels)
-    return Data(to_device(train), to_device(test), class_names, mean, std, to_device(val), binary_labels, counts)
+    return Data(to_device(train), to_device(test), class_names, mean, std, to_device(val), binary_labels)

@@ -22,7 +22,8 @@ def idx_problem(path: Path) -> str | None:
             return f"it holds {size} bytes, fewer than an IDX header"
         zero, code, ndim = struct.unpack(">HBB", head)
         if zero != 0 or code not in ELEMENT_SIZE or not 1 <= ndim <= 4:
-            return f"it is not an IDX file (magic number 0x{head.hex()}; IDX starts with 0x0000, a type code and 1-4 dimensions)"
+            return (f"it is not an IDX file (magic number 0x{head.hex()}; "
+                    f"IDX starts with 0x0000, a type code and 1-4 dimensions)")  # fmt: skip
         dims = f.read(4 * ndim)
         if len(dims) < 4 * ndim:
             return f"it is truncated inside its header ({size} bytes)"
@@ -34,14 +35,35 @@ def idx_problem(path: Path) -> str | None:
     return None
 
 
-def check_idx_files(folder: Path, error: type[Exception] = ValueError) -> None:
-    """Raise `error` naming the first damaged uncompressed IDX file (`*-idx?-*`) in `folder`."""
+def check_raw_files(dataset_class, folder: Path, download: bool, error: type[Exception] = ValueError) -> None:
+    """Raise `error` naming what is wrong in a dataset's raw folder, before torchvision reads it.
+
+    A file the dataset needs is missing (only said when `download` is off: otherwise torchvision
+    fetches it), or an uncompressed IDX file (`*-idx?-*`) is damaged. A folder that does not exist
+    is left to the caller's own message.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return
+    missing = [name for name in needed_files(dataset_class) if not (folder / name).exists()]
+    if missing and not download:
+        raise error(
+            f"{', '.join(str(folder / name) for name in missing)} {'is' if len(missing) == 1 else 'are'} missing "
+            f"and dataset.download=false; put the files there, or point the runner at a folder that holds "
+            f"them: dataset.root=PATH or MNIST_RUNNER_DATA=PATH"
+        )
     for path in sorted(folder.glob("*-idx[0-9]-*")):
         if path.suffix in (".gz", ".zip", ".tmp"):
             continue
         problem = idx_problem(path)
         if problem:
             raise error(f"{path} cannot be read: {problem}. Delete it to download it again, or replace it")
+
+
+def needed_files(dataset_class) -> list[str]:
+    """The uncompressed files an MNIST-style torchvision class reads (its own `resources` list);
+    empty for classes that name their files otherwise (QMNIST, EMNIST)."""
+    resources = vars(dataset_class).get("resources")
+    if not isinstance(resources, list):
+        return []
+    return [Path(url).name.removesuffix(".gz") for url, _ in resources]

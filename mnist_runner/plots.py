@@ -31,19 +31,27 @@ def _save(fig, path: Path) -> None:
     _pyplot().close(fig)
 
 
-def _integer_epochs(ax) -> None:
+def _integer_epochs(ax, epochs) -> None:
+    """Whole epochs on the x axis; a single epoch is centred rather than drawn at a fractional scale."""
     from matplotlib.ticker import MaxNLocator
 
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = sorted(set(epochs))
+    if len(epochs) == 1:
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
+        ax.set_xticks(epochs)
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_loss(steps: list[tuple[int, float]], epochs: list[tuple[int, float, float]], path: Path,
               title: str) -> None:  # fmt: skip
     """Training loss at every logged step and test loss after every epoch, against examples seen.
 
-    `steps`: (examples_seen, loss); `epochs`: (examples_seen, train_loss, test_loss).
+    `steps`: (examples_seen, loss); `epochs`: (examples_seen, train_loss, test_loss[, val_loss]).
     """
     plt = _pyplot()
+    from matplotlib.ticker import StrMethodFormatter
+
     fig, ax = plt.subplots(figsize=(9, 5.5), layout="constrained")
     if steps:
         x, y = zip(*steps)
@@ -53,12 +61,15 @@ def plot_loss(steps: list[tuple[int, float]], epochs: list[tuple[int, float, flo
                 label="train loss (epoch mean)")  # fmt: skip
     ax.plot([e[0] for e in epochs], [e[2] for e in epochs], "o-", color="tab:red", ms=7, lw=2,
             label="test loss (after each epoch)")  # fmt: skip
+    if epochs and len(epochs[0]) > 3:  # a validation split: its loss too
+        ax.plot([e[0] for e in epochs], [e[3] for e in epochs], "s--", color="tab:green", ms=6,
+                label="validation loss (after each epoch)")  # fmt: skip
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("training examples seen", fontsize=12)
     ax.set_ylabel("loss", fontsize=12)
     ax.set_title(f"Loss: {title}", fontsize=14)
-    ax.ticklabel_format(axis="x", style="plain")
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=11)
     _save(fig, path)
@@ -71,11 +82,13 @@ def plot_accuracy(rows: list[dict], path: Path, title: str) -> None:
     epochs = [r["epoch"] for r in rows]
     ax.plot(epochs, [r["train_acc"] for r in rows], "o-", label="train accuracy (epoch mean)")
     ax.plot(epochs, [r["test_acc"] for r in rows], "s-", label="test accuracy")
+    if "val_acc" in rows[0]:
+        ax.plot(epochs, [r["val_acc"] for r in rows], "^--", label="validation accuracy")
     for x, y in zip(epochs, [r["test_acc"] for r in rows]):
         if len(epochs) <= 12:
             ax.annotate(f"{y:.4f}", (x, y), textcoords="offset points", xytext=(0, -16),
                         ha="center", fontsize=9, color="tab:orange")  # fmt: skip
-    _integer_epochs(ax)
+    _integer_epochs(ax, epochs)
     ax.set_xlabel("epoch", fontsize=12)
     ax.set_ylabel("accuracy (fraction correct)", fontsize=12)
     ax.set_title(f"Accuracy per epoch: {title}", fontsize=14)
@@ -117,10 +130,11 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     if k <= 20:
+        fontsize = 14 if k <= 4 else 9 if k <= 12 else 7
         for t in range(k):
             for p in range(k):
                 if matrix[t, p]:
-                    ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=9 if k <= 12 else 7,
+                    ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=fontsize,
                             color="white" if share[t, p] > 0.5 else "black")  # fmt: skip
     long_names = max(len(c) for c in class_names) > 3
     ax.set_xticks(range(k), class_names, rotation=45 if long_names else 0, ha="right" if long_names else "center",
@@ -151,10 +165,12 @@ def plot_overlay(runs: list[tuple[str, list[dict]]], path: Path, title: str,
         color = cmap(i % cmap.N)
         style = "-" if i < cmap.N else "--"
         epochs = [r["epoch"] for r in rows]
-        axes[0].plot(epochs, [r["test_acc"] for r in rows], style, marker="o", ms=4, color=color, label=label)
-        axes[1].plot(epochs, [r["test_loss"] for r in rows], style, marker="o", ms=4, color=color)
+        ms = 4 if len(epochs) > 1 else 8
+        axes[0].plot(epochs, [r["test_acc"] for r in rows], style, marker="o", ms=ms, color=color, label=label)
+        axes[1].plot(epochs, [r["test_loss"] for r in rows], style, marker="o", ms=ms, color=color)
+    all_epochs = [r["epoch"] for _, rows in runs for r in rows]
     for ax, what in zip(axes[:2], ("test accuracy", "test loss")):
-        _integer_epochs(ax)
+        _integer_epochs(ax, all_epochs)
         ax.set_xlabel("epoch", fontsize=12)
         ax.set_ylabel(what, fontsize=12)
         ax.set_title(f"{what.capitalize()} per epoch", fontsize=13)

@@ -97,15 +97,6 @@ def model_summary(model: nn.Module, example: torch.Tensor) -> str:
     return "\n".join(out) + "\n"
 
 
-def plot_curves(rows: list[dict], folder: Path, title: str) -> None:
-    """plots/loss.png and plots/accuracy.png from the epoch rows alone."""
-    from . import plots
-
-    epochs = [(r["epoch"], r["train_loss"], r["test_loss"]) for r in rows]
-    plots.plot_loss([], epochs, folder / "loss.png", title)
-    plots.plot_accuracy(rows, folder / "accuracy.png", title)
-
-
 STEP_COLUMNS = ["step", "examples_seen", "loss"]
 GRID = 20  # images in samples.png, predictions.png, misclassified.png
 
@@ -180,7 +171,8 @@ class RunReport:
         with open(self.out / "train_steps.csv", newline="") as f:
             steps = [(int(r["examples_seen"]), float(r["loss"])) for r in csv.DictReader(f)]
         n = len(self.data.train)
-        epochs = [(r["epoch"] * n, r["train_loss"], r["test_loss"]) for r in rows]
+        val = ["val_loss"] if "val_loss" in rows[0] else []
+        epochs = [(r["epoch"] * n, r["train_loss"], r["test_loss"], *(r[k] for k in val)) for r in rows]
         plots.plot_loss(steps, epochs, folder / "loss.png", title)
         plots.plot_accuracy(rows, folder / "accuracy.png", title)
         if predicted is None:
@@ -195,7 +187,8 @@ class RunReport:
                    f"First {len(first)} test images, predicted and true labels: {title}")  # fmt: skip
         wrong = torch.nonzero(predicted != truth).flatten()[:GRID]
         self._grid(wrong, predicted, truth, folder / "misclassified.png",
-                   f"First {len(wrong)} misclassified test images: {title}")  # fmt: skip
+                   f"First {len(wrong)} misclassified test images: {title}" if len(wrong)
+                   else f"No misclassified test images: {title}")  # fmt: skip
         plots.plot_confusion(self.confusion(predicted).numpy(), names, folder / "confusion_matrix.png", title)
 
     def _grid(self, index: torch.Tensor, predicted, truth, path: Path, title: str) -> None:

@@ -35,11 +35,11 @@ def seed_everything(seed: int) -> None:
 
 def set_deterministic(on: bool) -> None:
     """trainer.deterministic: PyTorch's deterministic algorithms (and cuBLAS's setting) on GPUs."""
-    torch.backends.cudnn.benchmark = False
     if on:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
-        torch.backends.cudnn.deterministic = True
-        torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = on
+    torch.use_deterministic_algorithms(on)
 
 
 def run(cfg, output_dir: Path, choices: dict, overrides: list[str], resumed_with: list[str] | None = None) -> float:
@@ -197,24 +197,19 @@ def run_from_hydra(cfg) -> float:
                 cfg, choices, overrides = resume_config(cfg, overrides)
                 out = Path(cfg.resume)
             return run(cfg, out, choices, overrides, resumed_with)
-    except ConfigError as e:
+    except (ConfigError, DataError) as e:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         print(f"Error: {e}", file=sys.stderr)
         if hc.mode == RunMode.MULTIRUN:  # recorded as failed; the other jobs go on (sweep.py exits 1 at the end)
             return float("nan")
-        sys.exit(2)
-    except DataError as e:
-        print(f"Error: {e}", file=sys.stderr)
-        if hc.mode == RunMode.MULTIRUN:
-            return float("nan")
-        sys.exit(1)
+        sys.exit(2 if isinstance(e, ConfigError) else 1)
     except Diverged as e:
         print(f"Diverged: {e} in epoch {e.epoch}; the run stopped (status diverged in {out}/summary.json)",
               file=sys.stderr, flush=True)  # fmt: skip
         if hc.mode != RunMode.MULTIRUN:
             sys.exit(3)
-        return 0.0
+        return float("nan")  # recorded as diverged; the other jobs go on
     except Interrupted as e:
         print(f"Interrupted ({e}): the current epoch was abandoned; epochs completed so far are kept. "
               f"Resume with: python -m mnist_runner resume={out}", file=sys.stderr, flush=True)  # fmt: skip

@@ -20,6 +20,8 @@ from .registry import ConfigError
 # while waiting for each other). One thread per run is the robust choice on a CPU; several runs
 # at once (sweeps, other jobs) then each keep a core. GPU runs keep PyTorch's default.
 CPU_DEFAULT_THREADS = 1
+# trainer.compile: false, true (torch.compile's default mode) or one of its modes by name.
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before any run changes it
 
 
@@ -27,7 +29,7 @@ _TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before any run changes it
 class Speed:
     threads: int
     channels_last: bool
-    compile: bool
+    compile: bool | str  # False, True or a torch.compile mode
     amp: bool
 
     def as_dict(self) -> dict:
@@ -38,7 +40,9 @@ class Speed:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)  # in place: 4-D weights only, the same Parameters
         forward = Autocast(model) if self.amp else model
-        return torch.compile(forward) if self.compile else forward
+        if not self.compile:
+            return forward
+        return torch.compile(forward, mode=None if self.compile is True else self.compile)
 
 
 class Autocast(nn.Module):
@@ -79,7 +83,13 @@ def configure(trainer, device: torch.device) -> Speed:
             f"trainer.threads={threads!r} is not allowed; it must be an integer >= 1, "
             f"or null for the default ({CPU_DEFAULT_THREADS} on the CPU)"
         )
-    speed = Speed(threads, _flag(trainer, "channels_last"), _flag(trainer, "compile"), _flag(trainer, "amp"))
+    compile_ = trainer.get("compile", False)
+    if not (isinstance(compile_, bool) or compile_ in COMPILE_MODES):
+        raise ConfigError(
+            f"trainer.compile={compile_!r} is not allowed; it must be true, false or a torch.compile "
+            f"mode: {', '.join(COMPILE_MODES)}"
+        )
+    speed = Speed(threads, _flag(trainer, "channels_last"), compile_, _flag(trainer, "amp"))
     if speed.amp and device.type != "cuda":
         raise ConfigError(
             f"trainer.amp=true is bf16 autocast on CUDA, and this run's device is {device.type}; "
@@ -87,7 +97,7 @@ def configure(trainer, device: torch.device) -> Speed:
         )
     if speed.compile and device.type == "cpu" and not _cpp_compiler():
         raise ConfigError(
-            "trainer.compile=true on the CPU needs a C++ compiler (none of $CXX, c++, g++, clang++ is on "
+            f"trainer.compile={compile_} on the CPU needs a C++ compiler (none of $CXX, c++, g++, clang++ is on "
             "PATH); install one or set trainer.compile=false"
         )
     if torch.get_num_threads() != threads:

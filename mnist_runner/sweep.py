@@ -6,7 +6,7 @@ It writes into the sweep folder:
 - `sweep_summary.csv` and `sweep_summary.md`: the compare table of the sweep's jobs;
 - `sweep.png`: test accuracy and loss per epoch of every job overlaid, plus final test accuracy
   against the swept key when exactly one numeric key was swept.
-Jobs that failed are listed, and the multirun then exits with status 1.
+Jobs that failed (or were killed or interrupted) are listed, and the multirun then exits with status 1.
 """
 
 import sys
@@ -17,7 +17,10 @@ from hydra.experimental.callback import Callback
 
 from . import compare
 
-FAILED = "failed"
+# Statuses that fail a sweep. At the end of a multirun every job has returned, so one still
+# `running` was killed before it could record its end; one `interrupted` did not finish.
+FAILED = {"failed": None, "running": "the job ended without recording an end (killed?)",
+          "interrupted": "the job was interrupted"}  # fmt: skip
 
 
 class SweepSummary(Callback):
@@ -41,12 +44,13 @@ def write_summary(folder: Path) -> list[compare.Run]:
     runs.sort(key=_job_number)
     columns, rows = compare.table(runs)
     (folder / "sweep_summary.csv").write_text(compare.render(columns, rows, "csv"))
-    failed = [r for r in runs if r.status == FAILED]
+    failed = [r for r in runs if r.status in FAILED]
     lines = [f"# Sweep {folder}", "", f"{len(runs)} jobs; sorted by job number.", "",
              compare.render(columns, rows, "md").rstrip()]  # fmt: skip
     if failed:
         lines += ["", f"## Failed jobs ({len(failed)})", ""]
-        lines += [f"- `{r.name}`: {r.summary.get('error', 'no error recorded')}" for r in failed]
+        lines += [f"- `{r.name}` ({r.status}): {r.summary.get('error') or FAILED[r.status] or 'no error recorded'}"
+                  for r in failed]  # fmt: skip
     if problems:
         lines += ["", "## Skipped folders", "", *(f"- {p}" for p in problems)]
     (folder / "sweep_summary.md").write_text("\n".join(lines) + "\n")

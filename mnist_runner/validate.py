@@ -16,6 +16,7 @@ from typing import Callable
 from omegaconf import OmegaConf
 
 from .registry import ConfigError
+from .speed import COMPILE_MODES
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,10 @@ RULES: dict[str, Rule] = {
     "trainer.deterministic": BOOLEAN,
     "trainer.threads": optional(integer(1), "the default"),
     "trainer.channels_last": BOOLEAN,
-    "trainer.compile": BOOLEAN,
+    "trainer.compile": Rule(
+        lambda v: isinstance(v, bool) or v in COMPILE_MODES,
+        "true, false or a torch.compile mode: " + ", ".join(COMPILE_MODES),
+    ),
     "trainer.amp": BOOLEAN,
     "report.plots": BOOLEAN,
     "dataset.root": TEXT,
@@ -160,19 +164,16 @@ def _check_names(cfg) -> None:
     from .data import DATASETS
     from .losses import LOSSES
     from .models import MODELS
-    from .optim import OPTIMIZERS
+    from .optim import OPTIMIZERS, SCHEDULERS
 
-    registries = {"model": MODELS, "dataset": DATASETS, "loss": LOSSES, "optimizer": OPTIMIZERS}
-    try:
-        from .optim import SCHEDULERS
-
-        registries["scheduler"] = SCHEDULERS
-    except ImportError:
-        pass
+    registries = {"model": MODELS, "dataset": DATASETS, "loss": LOSSES, "optimizer": OPTIMIZERS,
+                  "scheduler": SCHEDULERS}  # fmt: skip
     for group, registry in registries.items():
         name = _value(cfg, f"{group}.name")
         if name is not _ABSENT and name not in registry:
-            raise ConfigError(f"{group}.name={show(name)} is not allowed; it must be one of: {', '.join(registry.list())}")
+            raise ConfigError(
+                f"{group}.name={show(name)} is not allowed; it must be one of: {', '.join(registry.list())}"
+            )
 
 
 def _check_classes(cfg) -> None:

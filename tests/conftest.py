@@ -154,7 +154,8 @@ def run_cli_in_process(cwd: Path, data: Path, *args: str) -> subprocess.Complete
 
     from mnist_runner import cli as entry
 
-    argv = ["mnist-runner", "device=cpu", "trainer.progress=false", *args]
+    flags = [a for a in args if a.startswith("-")]  # -m, --cfg job: before the overrides
+    argv = ["mnist-runner", *flags, "device=cpu", "trainer.progress=false", *(a for a in args if a not in flags)]
     saved = os.getcwd(), os.environ.get("MNIST_RUNNER_DATA"), sys.argv
     out, err = io.StringIO(), io.StringIO()
     try:

@@ -128,11 +128,18 @@ def test_resume_refuses_changes_to_the_experiment(cli, finished_run, tmp_path, o
     assert result.returncode == 2, result.stderr
     assert key in result.stderr and "Traceback" not in result.stderr
     assert {p: p.read_bytes() for p in before} == before  # the run's folder is untouched
-    assert run_folders(tmp_path / "outputs") == [finished_run]  # and no new folder is left
+    assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["2000-01-01"]  # and no new folder is left
 
 
-def test_resume_cannot_shorten_a_run(cli, finished_run, tmp_path):
+def test_resume_trains_longer_but_cannot_shorten_a_run(cli, finished_run, tmp_path):
+    first = (finished_run / "metrics.csv").read_text()
     result = cli(f"resume={finished_run}", "trainer.epochs=2")  # allowed: trains one more epoch
     assert result.returncode == 0, result.stderr
+    metrics = (finished_run / "metrics.csv").read_text()
+    assert metrics.startswith(first) and len(metrics.splitlines()) == 3  # header, epoch 1, epoch 2
+    summary = json.loads((finished_run / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["epochs_completed"] == 2
+    (resumed,) = summary["resumed"]
+    assert resumed["from_epoch"] == 1 and resumed["overrides"][-2:] == [f"resume={finished_run}", "trainer.epochs=2"]
     result = cli(f"resume={finished_run}", "trainer.epochs=1")
     assert result.returncode == 2 and "trainer.epochs=1" in result.stderr and ">= 2" in result.stderr

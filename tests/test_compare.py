@@ -58,6 +58,8 @@ def runs(tmp_path):
              overrides=["model=lenet_subset"], accs=(0.94, 0.98), config=lr_config(0.1, "lenet_subset"))  # fmt: skip
     broken = make_run(tmp_path / "outputs" / "2026-01-01" / "09-30-00")
     (broken / "summary.json").write_text('{"status": "completed", "cho')  # half-written
+    odd = make_run(tmp_path / "outputs" / "2026-01-01" / "09-50-00")
+    (odd / "summary.json").write_text('{"status": "completed", "params": 61706}')  # valid JSON, wrong shape
     half = make_run(tmp_path / "outputs" / "2026-01-01" / "09-45-00")
     with open(half / "metrics.csv", "a") as f:
         f.write("3,0.1,0.9")  # a row cut off mid-write
@@ -93,6 +95,7 @@ def test_table_lists_every_readable_run_with_the_differing_settings(runs, capsys
     # broken and half-written folders: reported on stderr, skipped, no crash
     assert "09-30-00" in err and "summary.json is broken or half-written" in err
     assert "09-45-00" in err and "metrics.csv is half-written" in err
+    assert "09-50-00" in err and "'params' is 61706, not a dict" in err
     assert len(rows) == 5
 
 
@@ -122,6 +125,8 @@ def test_sort_top_and_filter(runs, capsys):
     assert code == 1 and "No run matches" in err
     code, _, err = cli([runs, "--filter", "nonsense"], capsys)
     assert code == 2 and "KEY=VALUE" in err
+    code, _, err = cli([runs, "--sort", "best_tset_acc"], capsys)  # a typo is an error, not a silent no-op
+    assert code == 2 and "--sort best_tset_acc: no run has that key" in err
 
 
 def test_table_md_and_json_formats(runs, capsys):

@@ -62,7 +62,8 @@ def test_a_failing_job_is_recorded_the_others_run_and_the_sweep_exits_non_zero(r
 
 def test_parallel_sweep_with_joblib(run_cli, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    result = run_cli("hydra.mode=MULTIRUN", *QUICK, "optimizer.lr=0.05,0.1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
+    result = run_cli("hydra.mode=MULTIRUN", *QUICK, "optimizer.lr=0.05,0.1", "hydra/launcher=joblib",
+                     "hydra.launcher.n_jobs=2")  # fmt: skip
     assert result.returncode == 0, result.stderr
     folder = sweep_folder(tmp_path)
     assert "n_jobs=2" in result.stdout  # the joblib launcher ran them
@@ -106,3 +107,23 @@ def test_path_safe_folder_names():
     assert path_safe("dataset.root=/a b/c") == "dataset.root=_a_b_c"
     assert path_safe("x=1.5,name=v1.123456,e=1.234567e-05") == "x=1.5,name=v1.123456,e=1.235e-05"
     assert path_safe("") == "default"
+
+
+def test_summary_counts_a_killed_job_as_failed(tmp_path):
+    """A job still `running` when the multirun ends was killed before it could record its end."""
+    from mnist_runner.sweep import write_summary
+
+    for name, status in (("0_optimizer.lr=0.1", "completed"), ("1_optimizer.lr=0.2", "running")):
+        job = tmp_path / name
+        job.mkdir()
+        summary = {"status": status, "choices": {"model": "lenet_full"}, "overrides": [name.split("_", 1)[1]]}
+        (job / "summary.json").write_text(json.dumps(summary))
+        (job / "metrics.csv").write_text("epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds\n"
+                                         "1,0.5,0.8,0.4,0.9,0.1,1.0\n")  # fmt: skip
+    failed = write_summary(tmp_path)
+    assert [r.name for r in failed] == ["1_optimizer.lr=0.2"]
+    assert "- `1_optimizer.lr=0.2` (running): the job ended without recording an end" in (
+        tmp_path / "sweep_summary.md"
+    ).read_text()
+    assert [r["status"] for r in summary_rows(tmp_path)] == ["completed", "running"]
+    assert_png(tmp_path / "sweep.png", width=1800)

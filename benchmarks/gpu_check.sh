@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The GPU check, within 5 minutes on one GPU: the tests marked `cuda`, then 10 epochs of LeNet-5 on
+# MNIST without and with torch.compile, printing seconds and test accuracy: eager (channels-last, the
+# default), eager NCHW, eager with bf16 autocast, compiled, and compiled with CUDA graphs.
+# `--bench` adds benchmarks/benchmark.py on the GPU (about 2 more minutes).
+#
+# It expects .gpu_data/ from benchmarks/make_gpu_data.sh (carried to the machine: MNIST gzipped and
+# the wheels of hydra-core/omegaconf/antlr4), unpacks MNIST there and installs the wheels if needed.
+# Results go to stdout and to $OUT (when set) or .gpu_data/out/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+py=${PYTHON:-python3}
+out=${OUT:-$root/.gpu_data/out}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 MNIST_RUNNER_DATA=$root/.gpu_data
+
+[ -d .gpu_data/MNIST/raw ] || { echo "no .gpu_data/MNIST/raw: run benchmarks/make_gpu_data.sh and carry .gpu_data" >&2; exit 2; }
+for gz in .gpu_data/MNIST/raw/*.gz; do
+    [ -f "${gz%.gz}" ] || gunzip -k "$gz"
+done
+if ! "$py" -c "import hydra, omegaconf" 2>/dev/null; then
+    "$py" -m pip install -q --no-index --no-deps --no-compile --target /tmp/mnist_runner_site .gpu_data/wheels/*.whl
+    export PYTHONPATH=/tmp/mnist_runner_site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH}
+"$py" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('GPU:', torch.cuda.get_device_name(), '| torch', torch.__version__)"
+
+echo "== tests marked cuda"
+"$py" -m pytest -q -m cuda -p no:cacheprovider tests/ 2>&1 | tee "$out/gpu_tests.txt" || echo "SOME CUDA TESTS FAILED"
+
+echo "== 10 epochs of LeNet-5 on MNIST"
+report() {  # name folder start-time end-time
+    "$py" - "$@" <<'PY'
+import csv, json, sys
+name, folder, wall = sys.argv[1], sys.argv[2], float(sys.argv[4]) - float(sys.argv[3])
+s = json.load(open(f"{folder}/summary.json"))
+rows = list(csv.DictReader(open(f"{folder}/metrics.csv")))
+epochs = [float(r["epoch_seconds"]) for r in rows]
+print(f"{name:<16} status {s['status']}  wall {wall:6.1f} s  epochs {sum(epochs):6.2f} s "
+      f"(first {epochs[0]:.2f}, median {sorted(epochs)[len(epochs) // 2]:.2f})  test acc {s['final']['test_acc']:.4f}")
+PY
+}
+for variant in "eager:" "eager_nchw:trainer.channels_last=false" "amp:trainer.amp=true" \
+               "compile:trainer.compile=true" "compile_graphs:trainer.compile=reduce-overhead"; do
+    name=${variant%%:*}
+    folder=$out/run_$name
+    t0=$(date +%s.%N)
+    # shellcheck disable=SC2086
+    "$py" -m mnist_runner device=cuda trainer.epochs=10 trainer.progress=false report.plots=false \
+        hydra.run.dir="$folder" ${variant#*:} > "$folder.log" 2>&1 || { echo "$name FAILED:"; tail -25 "$folder.log"; continue; }
+    t1=$(date +%s.%N)
+    report "$name" "$folder" "$t0" "$t1" | tee -a "$out/gpu_runs.txt"
+done
+
+if [ "${1:-}" = "--bench" ]; then
+    echo "== benchmark.py on the GPU"
+    "$py" benchmarks/benchmark.py --device cuda --models lenet_full,lenet_subset --repeats 2 \
+        --startup-repeats 1 --full-run-epochs 0 --out "$out/BENCHMARKS_gpu.md"
+fi
