@@ -7,7 +7,7 @@ For each model, on the same MNIST files and in the same process:
             (batch 100, shuffle), SGD lr 0.1, cross-entropy; evaluation as they did it (batches of
             100 through a DataLoader, no torch.no_grad, .item() per batch).
             It runs with PyTorch's default intra-op threads (all cores), as the notebooks did,
-            unless --seed-threads says otherwise.
+            unless --seed-threads says otherwise, and again with the runner's when they differ.
 (b) bare    the same model over tensors already in memory: index a batch of the uint8 images,
             scale, step. It uses the runner's model layout (trainer.channels_last etc.), so (c)/(b)
             is what the runner's own machinery costs. Evaluation in batches of 1000, inference mode.
@@ -372,17 +372,14 @@ def machine(device) -> dict:
     }
 
 
-def fmt_ratio(x) -> str:
-    return "" if x is None else f"{x:.2f}"
-
-
-def report(args, info: dict, results: dict, skipped: list, start: dict | None, full: dict | None,
-           loads: tuple, threads: tuple[int, int], command: str) -> str:  # fmt: skip
+def report(args, info: dict, results: dict, legs: dict, skipped: list, start: dict | None, full: dict | None,
+           loads: tuple, command: str) -> str:  # fmt: skip
+    """The markdown block; `legs` maps each loop's key to its label, in table order."""
     med = statistics.median
     lines = [
         BEGIN,
         f"Measured {info['date']} on {info['machine']}; {info['versions']}; device {info['device']}, "
-        f"intra-op threads: {threads[0]} for (a) seed, {threads[1]} for (b) bare and (c) runner. Load average (1 min) {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.",
+        f"load average (1 min) {loads[0]:.2f} at the start, {loads[1]:.2f} at the end.",
         "",
         "```bash",
         command,
@@ -391,17 +388,20 @@ def report(args, info: dict, results: dict, skipped: list, start: dict | None, f
         f"Training: {args.steps} timed steps of batch 100 per repeat for (a) seed and (b) bare, whole epochs for "
         f"(c) runner ({args.runner_epochs} per call); medians of {args.repeats} interleaved repeats. "
         "Epoch s: one training epoch plus one evaluation of the test split. Peak RSS: the process's "
-        "high-water mark while that loop ran (it holds torch and the data of all three loops).",
+        "high-water mark while that loop ran (it holds torch and the data of all the loops). "
+        "(a) runs with PyTorch's default intra-op threads, as the notebooks did, and again with the "
+        "runner's when they differ.",
         "",
-        "| model | loop | train img/s | eval img/s | epoch s | peak RSS MB | train vs seed | train vs bare | epoch vs bare |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | loop | train img/s | eval img/s | epoch s | peak RSS MB | train vs seed | "
+        "train vs seed, same threads | train vs bare | epoch vs bare |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     summary = {}
-    for model, legs in results.items():
-        n_train, n_test = legs["sizes"]
+    for model, runs_of in results.items():
+        n_train, n_test = runs_of["sizes"]
         row = {}
-        for leg in ("seed", "bare", "runner"):
-            runs = legs[leg]
+        for leg in legs:
+            runs = runs_of[leg]
             tr, ev = med(r["train_ips"] for r in runs), med(r["eval_ips"] for r in runs)
             if leg == "runner" and any(r["epoch_s_list"] for r in runs):
                 epoch = med(x for r in runs for x in r["epoch_s_list"])
@@ -409,20 +409,22 @@ def report(args, info: dict, results: dict, skipped: list, start: dict | None, f
                 epoch = n_train / tr + n_test / ev
             row[leg] = {"train": tr, "eval": ev, "epoch": epoch, "rss": max(r["rss"] for r in runs)}
         summary[model] = row
-        for leg in ("seed", "bare", "runner"):
+        same = row.get("seed_same", row["seed"])
+        for leg, label in legs.items():
             r = row[leg]
-            ratios = ["", "", ""]
+            ratios = ["", "", "", ""]
             if leg == "runner":
-                ratios = [f"{r['train'] / row['seed']['train']:.2f}x", f"{r['train'] / row['bare']['train']:.2f}",
-                          f"{row['bare']['epoch'] / r['epoch']:.2f}"]  # fmt: skip
+                ratios = [f"{r['train'] / row['seed']['train']:.2f}x", f"{r['train'] / same['train']:.2f}x",
+                          f"{r['train'] / row['bare']['train']:.2f}", f"{row['bare']['epoch'] / r['epoch']:.2f}"]  # fmt: skip
             lines.append(
-                f"| {model} | {leg} | {r['train']:,.0f} | {r['eval']:,.0f} | {r['epoch']:.2f} | {r['rss']:,.0f} | "
+                f"| {model} | {label} | {r['train']:,.0f} | {r['eval']:,.0f} | {r['epoch']:.2f} | {r['rss']:,.0f} | "
                 + " | ".join(ratios) + " |"
             )
-    lines += ["", "Ratios are rates (higher is better for the runner): train vs seed = runner train img/s / seed's; "
-              "train vs bare = runner / bare; epoch vs bare = bare epoch s / runner epoch s."]  # fmt: skip
-    for model, legs in results.items():
-        r = legs["runner"]
+    lines += ["", "Ratios are rates (higher is better for the runner): train vs seed = runner train img/s / seed's "
+              "(as the notebooks ran, and with the runner's threads); train vs bare = runner / bare; "
+              "epoch vs bare = bare epoch s / runner epoch s."]  # fmt: skip
+    for model, runs_of in results.items():
+        r = runs_of["runner"]
         lines.append(
             f"- {model} runner: set-up before the first step {med(x['setup_s'] for x in r):.2f} s in process "
             f"(data, model, summary), end of run {med(x['finish_s'] for x in r):.2f} s (model.pt, predictions, "
@@ -435,6 +437,8 @@ def report(args, info: dict, results: dict, skipped: list, start: dict | None, f
     if "lenet_full" in summary:
         f = summary["lenet_full"]
         targets.append(("runner trains LeNet-5 >= 5x faster than the seed loop", f["runner"]["train"] / f["seed"]["train"], 5, "x"))
+        if "seed_same" in f:
+            targets.append(("the same, with the seed loop on the runner's threads", f["runner"]["train"] / f["seed_same"]["train"], 5, "x"))
         targets.append(("runner within 15% of the bare loop, training (LeNet-5)", f["runner"]["train"] / f["bare"]["train"], 0.85, ""))
         targets.append(("runner within 15% of the bare loop, whole epoch (LeNet-5)", f["bare"]["epoch"] / f["runner"]["epoch"], 0.85, ""))
         if "lenet_subset" in summary:
@@ -512,21 +516,28 @@ def main(argv=None) -> int:
     seed_threads = args.seed_threads or torch.get_num_threads()  # PyTorch's default unless told
     threads = configure(configs[models[0]].trainer, device).threads  # the runner's setting, for (b) too
 
-    results = {m: {"seed": [], "bare": [], "runner": [], "sizes": (len(train_set), len(test_set))} for m in models}
+    legs = {"seed": f"seed, {seed_threads} thread{'s' * (seed_threads > 1)}"}
+    if seed_threads != threads:
+        legs["seed_same"] = f"seed, {threads} thread{'s' * (threads > 1)}"
+    legs.update(bare="bare", runner="runner")
+    results = {m: {leg: [] for leg in legs} | {"sizes": (len(train_set), len(test_set))} for m in models}
     for repeat in range(args.repeats):
         for m in models:
-            for leg, fn in (("seed", lambda: seed_loop(configs[m], device, loaders, args.steps, args.warmup)),
-                            ("bare", lambda: bare_loop(configs[m], device, tensors, args.steps, args.warmup)),
-                            ("runner", lambda: runner_loop(configs[m]))):  # fmt: skip
+            for leg in legs:
                 if leg == "seed":
                     torch.set_num_threads(seed_threads)
                 else:
-                    configure(configs[m].trainer, device)  # (b) runs with the runner's settings
+                    configure(configs[m].trainer, device)  # the runner's settings, for (b) and (a) again
                 with PeakRSS() as peak:
-                    r = fn()
+                    if leg in ("seed", "seed_same"):
+                        r = seed_loop(configs[m], device, loaders, args.steps, args.warmup)
+                    elif leg == "bare":
+                        r = bare_loop(configs[m], device, tensors, args.steps, args.warmup)
+                    else:
+                        r = runner_loop(configs[m])
                 r["rss"] = peak.mb
                 results[m][leg].append(r)
-                print(f"repeat {repeat + 1}/{args.repeats} {m:>13} {leg:>6}: train {r['train_ips']:9,.0f} img/s  "
+                print(f"repeat {repeat + 1}/{args.repeats} {m:>13} {legs[leg]:>16}: train {r['train_ips']:9,.0f} img/s  "
                       f"eval {r['eval_ips']:9,.0f} img/s  peak RSS {r['rss']:,.0f} MB", flush=True)  # fmt: skip
 
     with tempfile.TemporaryDirectory() as work:
@@ -536,7 +547,7 @@ def main(argv=None) -> int:
     info["date"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     info["device"] = str(device)
     command = "python benchmarks/benchmark.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    block = report(args, info, results, skipped, start, full, (load_start, os.getloadavg()[0]), (seed_threads, threads), command.strip())
+    block = report(args, info, results, legs, skipped, start, full, (load_start, os.getloadavg()[0]), command.strip())
     write_block(Path(args.out), block)
     print(block)
     return 0

@@ -179,6 +179,7 @@ def test_benchmark_runs_end_to_end_and_writes_its_table(tmp_path, data_root):
     argv = ["--data-root", str(data_root), "--models", "lenet_full,no_such_model", "--repeats", "1",
             "--steps", "4", "--warmup", "1", "--runner-epochs", "2", "--startup-repeats", "1",
             "--full-run-epochs", "1", "--device", "cpu", "--set", "report.plots=false", "--out", str(out)]  # fmt: skip
+    default_threads = torch.get_num_threads()  # what the seed loop runs with (then the runner's 1)
     assert load_benchmark().main(argv) == 0
     text = out.read_text()
     assert text.startswith("# Benchmarks\n\nhand-written intro\n\n<!-- benchmark:begin -->")
@@ -186,13 +187,15 @@ def test_benchmark_runs_end_to_end_and_writes_its_table(tmp_path, data_root):
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 9 and cells[0] == "lenet_full":
+        if len(cells) == 10 and cells[0] == "lenet_full":
             rows[cells[1]] = cells
-    assert set(rows) == {"seed", "bare", "runner"}
+    seed = f"seed, {default_threads} thread" + "s" * (default_threads > 1)
+    assert set(rows) == {seed, "seed, 1 thread", "bare", "runner"}  # the seeds' threads, then the runner's
     for cells in rows.values():
         train, evaluate_, epoch, rss = (float(c.replace(",", "")) for c in cells[2:6])
         assert train > 0 and evaluate_ > 0 and epoch > 0 and rss > 50
-    assert rows["runner"][6].endswith("x") and float(rows["runner"][7]) > 0 and float(rows["runner"][8]) > 0
+    ratios = rows["runner"][6:]
+    assert ratios[0].endswith("x") and ratios[1].endswith("x") and all(float(r.rstrip("x")) > 0 for r in ratios)
     assert "not in conf/model/, skipped: no_such_model" in text
     assert "| runner trains LeNet-5 >= 5x faster than the seed loop |" in text
     assert "`python -m mnist_runner --help` (no torch import) |" in text
