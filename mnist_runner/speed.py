@@ -66,30 +66,16 @@ def default_threads(device: torch.device) -> int:
     return CPU_DEFAULT_THREADS if device.type == "cpu" else _TORCH_DEFAULT_THREADS
 
 
-def _flag(trainer, key: str) -> bool:
-    value = trainer.get(key, False)
-    if not isinstance(value, bool):
-        raise ConfigError(f"trainer.{key}={value!r} is not allowed; it must be true or false")
-    return value
-
-
 def configure(trainer, device: torch.device) -> Speed:
-    """Check trainer.threads/.channels_last/.compile/.amp for `device`, set the threads, return them."""
+    """Check trainer.compile/.amp against `device`, set the CPU threads, return the settings.
+
+    The values' types and ranges were checked by `validate.validate`; here only what depends on
+    the device.
+    """
     threads = trainer.get("threads")
     if threads is None:
         threads = default_threads(device)
-    elif isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise ConfigError(
-            f"trainer.threads={threads!r} is not allowed; it must be an integer >= 1, "
-            f"or null for the default ({CPU_DEFAULT_THREADS} on the CPU)"
-        )
-    compile_ = trainer.get("compile", False)
-    if not (isinstance(compile_, bool) or compile_ in COMPILE_MODES):
-        raise ConfigError(
-            f"trainer.compile={compile_!r} is not allowed; it must be true, false or a torch.compile "
-            f"mode: {', '.join(COMPILE_MODES)}"
-        )
-    speed = Speed(threads, _flag(trainer, "channels_last"), compile_, _flag(trainer, "amp"))
+    speed = Speed(threads, trainer.get("channels_last", False), trainer.get("compile", False), trainer.get("amp", False))
     if speed.amp and device.type != "cuda":
         raise ConfigError(
             f"trainer.amp=true is bf16 autocast on CUDA, and this run's device is {device.type}; "
@@ -97,7 +83,7 @@ def configure(trainer, device: torch.device) -> Speed:
         )
     if speed.compile and device.type == "cpu" and not _cpp_compiler():
         raise ConfigError(
-            f"trainer.compile={compile_} on the CPU needs a C++ compiler (none of $CXX, c++, g++, clang++ is on "
+            f"trainer.compile={speed.compile} on the CPU needs a C++ compiler (none of $CXX, c++, g++, clang++ is on "
             "PATH); install one or set trainer.compile=false"
         )
     if torch.get_num_threads() != threads:
