@@ -9,7 +9,6 @@ the metric rows so far. It holds only tensors and plain Python values, so it loa
 stored in PATH/.hydra/config.yaml; overrides may change only the keys in `RESUMABLE`.
 """
 
-import os
 import random
 import shutil
 import signal
@@ -21,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from .registry import ConfigError
-from .report import write_atomic
+from .files import replacing, write_atomic
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 
@@ -52,12 +51,8 @@ def save_checkpoint(folder: Path, *, epoch: int, step: int, rows: list[dict], mo
 
 def save_atomic(obj, path: Path) -> None:
     """torch.save whole or not at all: a temporary file, synced, then renamed over `path`."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(folder: Path, epochs: int) -> dict | None:

@@ -92,6 +92,10 @@ class Data:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def steps_per_epoch(self, batch_size: int) -> int:
+        """Training batches in one pass over the training split (the last one may be short)."""
+        return -(-len(self.train) // batch_size)
+
     def prepare(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images -> normalized float32, on the device (in place after the conversion)."""
         x = images.float().mul_(1.0 / (255.0 * self.std))

@@ -59,5 +59,4 @@ class TensorBoardLogger(Logger):
 def build_logger(cfg, out: Path) -> Logger:
     if cfg is None:
         return Logger()
-    options = {k: v for k, v in cfg.items() if k != "name"}
-    return LOGGERS.get(cfg.name)(out, **options)
+    return LOGGERS.build(cfg, out)

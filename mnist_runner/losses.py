@@ -49,8 +49,7 @@ class BinaryObjective(Objective):
 
 
 def build_loss(cfg) -> Objective:
-    options = {k: v for k, v in cfg.items() if k != "name"}
-    return LOSSES.get(cfg.name)(**options)
+    return LOSSES.build(cfg)
 
 
 def check_fit(objective: Objective, names: dict, model: nn.Module, data) -> None:

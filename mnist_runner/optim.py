@@ -11,15 +11,14 @@ from dataclasses import dataclass
 import torch
 from torch.optim import lr_scheduler
 
-from .registry import ConfigError, Registry
+from .registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
 SCHEDULERS: Registry = Registry("scheduler")
 
 
 def build_optimizer(cfg, params) -> torch.optim.Optimizer:
-    options = {k: v for k, v in cfg.items() if k != "name"}
-    return OPTIMIZERS.get(cfg.name)(params, **options)
+    return OPTIMIZERS.build(cfg, params)
 
 
 @OPTIMIZERS.register("sgd")
@@ -75,8 +74,7 @@ class Schedule:
 
 def build_scheduler(cfg, optimizer, epochs: int, steps_per_epoch: int) -> Schedule | None:
     """The schedule the `scheduler` group names, or None for `none`."""
-    options = {k: v for k, v in cfg.items() if k != "name"}
-    return SCHEDULERS.get(cfg.name)(optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch, **options)
+    return SCHEDULERS.build(cfg, optimizer, epochs=epochs, steps_per_epoch=steps_per_epoch)
 
 
 @SCHEDULERS.register("none")
@@ -86,9 +84,7 @@ def no_schedule(optimizer, epochs, steps_per_epoch):
 
 @SCHEDULERS.register("step")
 def step(optimizer, epochs, steps_per_epoch, step_size=10, gamma=0.1):
-    if int(step_size) < 1:
-        raise ConfigError(f"scheduler.step_size={step_size} must be an integer >= 1 (epochs)")
-    return Schedule(lr_scheduler.StepLR(optimizer, step_size=int(step_size), gamma=gamma), "epoch")
+    return Schedule(lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma), "epoch")
 
 
 @SCHEDULERS.register("exponential")
@@ -106,8 +102,6 @@ def cosine(optimizer, epochs, steps_per_epoch, eta_min=0.0):
 def onecycle(optimizer, epochs, steps_per_epoch, max_lr=0.1, pct_start=0.3, anneal_strategy="cos",
              div_factor=25.0, final_div_factor=1e4):  # fmt: skip
     """Smith's one-cycle policy, stepped after every training step over the whole run."""
-    if anneal_strategy not in ("cos", "linear"):
-        raise ConfigError(f"scheduler.anneal_strategy={anneal_strategy!r} is not allowed; choose one of: cos, linear")
     scheduler = lr_scheduler.OneCycleLR(
         optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch, pct_start=pct_start,
         anneal_strategy=anneal_strategy, div_factor=div_factor, final_div_factor=final_div_factor,

@@ -5,10 +5,11 @@ summary can draw without importing it.
 """
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
+
+from .files import replacing
 
 FIGURE_DPI = 100
 
@@ -25,9 +26,8 @@ def _pyplot():
 def _save(fig, path: Path) -> None:
     """Write the PNG whole or not at all (a temporary file, then renamed): a kill never leaves half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=FIGURE_DPI, format="png")
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=FIGURE_DPI, format="png")
     _pyplot().close(fig)
 
 

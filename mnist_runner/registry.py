@@ -35,6 +35,11 @@ class Registry(Generic[T]):
                 f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.list())}"
             ) from None
 
+    def build(self, cfg, *args, **kwargs):
+        """Call the builder `cfg.name` names, with the entry's other keys as keyword options."""
+        options = {k: v for k, v in cfg.items() if k != "name"}
+        return self.get(cfg.name)(*args, **kwargs, **options)
+
     def list(self) -> list[str]:
         return sorted(self._entries)
 

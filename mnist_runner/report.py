@@ -1,7 +1,6 @@
 """What a run leaves in its folder: metrics.csv, summary.json, model_summary.txt, plots/."""
 
 import csv
-import json
 import os
 import sys
 from pathlib import Path
@@ -9,21 +8,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .files import write_atomic
+
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds"]
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a reader never sees a half-written one."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: dict) -> None:
-    write_atomic(path, json.dumps(data, indent=2) + "\n")
 
 
 class MetricsLog:
@@ -44,21 +31,6 @@ class MetricsLog:
 
 def _format(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-def read_metrics(path: Path) -> list[dict]:
-    with open(path, newline="") as f:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
-def _parse(text: str):
-    try:
-        return int(text)
-    except ValueError:
-        try:
-            return float(text)
-        except ValueError:
-            return text
 
 
 def model_summary(model: nn.Module, example: torch.Tensor) -> str:
@@ -115,14 +87,10 @@ class RunReport:
         self.out, self.data, self.model, self.loss_fn, self.title = Path(out), data, model, loss_fn, title
         self.batch_size, self.eval_batch_size = cfg.trainer.batch_size, cfg.trainer.eval_batch_size
         self.draw = bool(cfg.get("report", {}).get("plots", True))
-        self.steps_per_epoch = -(-len(data.train) // self.batch_size)
+        self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
         self.steps_log = MetricsLog(self.out / "train_steps.csv", STEP_COLUMNS)
         self.hparams = {**choices, **dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)}
         self.logger = build_logger(cfg.get("logger"), self.out)
-
-    def first_step(self, epoch: int) -> int:
-        """Training steps taken before `epoch` (1-based) starts."""
-        return (epoch - 1) * self.steps_per_epoch
 
     def examples_seen(self, step: int) -> int:
         epochs, within = divmod(step, self.steps_per_epoch)

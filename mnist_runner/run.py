@@ -22,7 +22,8 @@ from .models import build_model, count_parameters
 from .optim import build_optimizer, build_scheduler
 from .registry import ConfigError
 from .speed import configure as configure_speed
-from .report import METRIC_COLUMNS, MetricsLog, RunReport, model_summary, write_atomic, write_json
+from .files import write_atomic, write_json
+from .report import METRIC_COLUMNS, MetricsLog, RunReport, model_summary
 from .train import Diverged, evaluate, train_one_epoch
 from .validate import validate
 
@@ -89,7 +90,7 @@ def run(cfg, output_dir: Path, choices: dict, overrides: list[str], resumed_with
         loss_fn = build_loss(cfg.loss).to(device)
         check_fit(loss_fn, {k: choices.get(k) or cfg[k].name for k in ("loss", "dataset", "model")}, model, data)
         optimizer = build_optimizer(cfg.optimizer, model.parameters())
-        steps_per_epoch = -(-len(data.train) // cfg.trainer.batch_size)
+        steps_per_epoch = data.steps_per_epoch(cfg.trainer.batch_size)
         schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs, steps_per_epoch)
         summary["params"] = count_parameters(model)
         summary["normalization"] = {"mean": data.mean, "std": data.std}
@@ -111,7 +112,7 @@ def run(cfg, output_dir: Path, choices: dict, overrides: list[str], resumed_with
             lr = optimizer.param_groups[0]["lr"]
             train = train_one_epoch(
                 forward, data, loss_fn, optimizer, batch_size=trainer.batch_size, generator=generator,
-                log_interval=trainer.log_interval, first_step=report.first_step(epoch), progress=trainer.progress,
+                log_interval=trainer.log_interval, first_step=(epoch - 1) * steps_per_epoch, progress=trainer.progress,
                 description=f"epoch {epoch}/{trainer.epochs}",
             )  # fmt: skip
             test_loss, test_acc = evaluate(forward, data, data.test, loss_fn, trainer.eval_batch_size)

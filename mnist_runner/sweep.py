@@ -16,6 +16,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 
 from . import compare
+from .files import write_atomic
 
 # Statuses that fail a sweep. At the end of a multirun every job has returned, so one still
 # `running` was killed before it could record its end; one `interrupted` did not finish.
@@ -43,7 +44,7 @@ def write_summary(folder: Path) -> list[compare.Run]:
         return []
     runs.sort(key=_job_number)
     columns, rows = compare.table(runs)
-    (folder / "sweep_summary.csv").write_text(compare.render(columns, rows, "csv"))
+    write_atomic(folder / "sweep_summary.csv", compare.render(columns, rows, "csv"))
     failed = [r for r in runs if r.status in FAILED]
     lines = [f"# Sweep {folder}", "", f"{len(runs)} jobs; sorted by job number.", "",
              compare.render(columns, rows, "md").rstrip()]  # fmt: skip
@@ -53,7 +54,7 @@ def write_summary(folder: Path) -> list[compare.Run]:
                   for r in failed]  # fmt: skip
     if problems:
         lines += ["", "## Skipped folders", "", *(f"- {p}" for p in problems)]
-    (folder / "sweep_summary.md").write_text("\n".join(lines) + "\n")
+    write_atomic(folder / "sweep_summary.md", "\n".join(lines) + "\n")
     try:
         title = f"Sweep {'/'.join(folder.parts[-2:])}: {len(runs)} jobs" + (f", {len(failed)} failed" if failed else "")
         compare.plot(runs, folder / "sweep.png", title, versus=True)

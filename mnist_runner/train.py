@@ -74,7 +74,7 @@ def train_one_epoch(
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.long, device=device)
     logged: list[tuple[int, float]] = []
-    total_steps = -(-len(data.train) // batch_size)
+    total_steps = data.steps_per_epoch(batch_size)
     bar = tqdm(total=total_steps, desc=description, disable=not progress, leave=False, unit="step")
     step = first_step
     check_every = 1 if device.type == "cpu" else log_interval

@@ -12,8 +12,7 @@ MODELS: Registry = Registry("model")
 
 def build_model(cfg, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
     """Build the model a `model` config group entry names, with its other keys as options."""
-    options = {k: v for k, v in cfg.items() if k != "name"}
-    return MODELS.get(cfg.name)(input_shape=tuple(input_shape), num_classes=num_classes, **options)
+    return MODELS.build(cfg, input_shape=tuple(input_shape), num_classes=num_classes)
 
 
 def require_input(name: str, input_shape, expected) -> None:
