@@ -21,29 +21,29 @@ def build_optimizer(cfg, params) -> torch.optim.Optimizer:
     return OPTIMIZERS.build(cfg, params)
 
 
-@OPTIMIZERS.register("sgd")
+@OPTIMIZERS.register
 def sgd(params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
     return torch.optim.SGD(
         params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
     )
 
 
-@OPTIMIZERS.register("adam")
+@OPTIMIZERS.register
 def adam(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
-@OPTIMIZERS.register("adamw")
+@OPTIMIZERS.register
 def adamw(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False):
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
-@OPTIMIZERS.register("adadelta")
+@OPTIMIZERS.register
 def adadelta(params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
     return torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
 
-@OPTIMIZERS.register("rmsprop")
+@OPTIMIZERS.register
 def rmsprop(params, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
     return torch.optim.RMSprop(
         params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered
@@ -82,23 +82,23 @@ def no_schedule(optimizer, epochs, steps_per_epoch):
     return None
 
 
-@SCHEDULERS.register("step")
+@SCHEDULERS.register
 def step(optimizer, epochs, steps_per_epoch, step_size=10, gamma=0.1):
     return Schedule(lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma), "epoch")
 
 
-@SCHEDULERS.register("exponential")
+@SCHEDULERS.register
 def exponential(optimizer, epochs, steps_per_epoch, gamma=0.95):
     return Schedule(lr_scheduler.ExponentialLR(optimizer, gamma=gamma), "epoch")
 
 
-@SCHEDULERS.register("cosine")
+@SCHEDULERS.register
 def cosine(optimizer, epochs, steps_per_epoch, eta_min=0.0):
     """Cosine annealing from the optimizer's lr to eta_min over the run's epochs."""
     return Schedule(lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=eta_min), "epoch")
 
 
-@SCHEDULERS.register("onecycle")
+@SCHEDULERS.register
 def onecycle(optimizer, epochs, steps_per_epoch, max_lr=0.1, pct_start=0.3, anneal_strategy="cos",
              div_factor=25.0, final_div_factor=1e4):  # fmt: skip
     """Smith's one-cycle policy, stepped after every training step over the whole run."""

@@ -18,11 +18,19 @@ class Registry(Generic[T]):
         self.kind = kind
         self._entries: dict[str, T] = {}
 
-    def register(self, name: str) -> Callable[[T], T]:
+    def register(self, name: str | Callable | None = None):
+        """Decorator registering a builder under `name`, by default the builder's own `__name__`.
+
+        Usable bare (`@REG.register`), with a name (`@REG.register("x")`) or empty (`@REG.register()`).
+        """
+        if callable(name):  # used bare: @REG.register
+            return self.register()(name)
+
         def decorator(builder: T) -> T:
-            if name in self._entries:
-                raise ValueError(f"{self.kind} {name!r} is already registered")
-            self._entries[name] = builder
+            key = name or builder.__name__
+            if key in self._entries:
+                raise ValueError(f"{self.kind} {key!r} is already registered")
+            self._entries[key] = builder
             return builder
 
         return decorator

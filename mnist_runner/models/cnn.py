@@ -20,7 +20,7 @@ def kaiming(*layers: nn.Module, last: nn.Module) -> None:
     nn.init.kaiming_normal_(last.weight, nonlinearity="linear")
 
 
-@MODELS.register("cnn_small")
+@MODELS.register
 def cnn_small(input_shape, num_classes):
     require_input("cnn_small", input_shape, (1, 28, 28))
     conv1, conv2 = nn.Conv2d(1, 16, 5), nn.Conv2d(16, 32, 3)
@@ -33,7 +33,7 @@ def cnn_small(input_shape, num_classes):
     )  # fmt: skip
 
 
-@MODELS.register("cnn2")
+@MODELS.register
 def cnn2(input_shape, num_classes):
     require_input("cnn2", input_shape, (1, 28, 28))
     conv1, conv2 = nn.Conv2d(1, 32, 5, padding=2), nn.Conv2d(32, 64, 5, padding=2)
@@ -50,7 +50,7 @@ def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
     return [nn.Conv2d(cin, cout, 5, padding=2), nn.BatchNorm2d(cout), nn.ReLU()]
 
 
-@MODELS.register("cnn3")
+@MODELS.register
 def cnn3(input_shape, num_classes, dropout=0.05):
     require_input("cnn3", input_shape, (1, 28, 28))
     return nn.Sequential(
@@ -62,7 +62,7 @@ def cnn3(input_shape, num_classes, dropout=0.05):
     )  # fmt: skip
 
 
-@MODELS.register("cnn_10_20")
+@MODELS.register
 def cnn_10_20(input_shape, num_classes):
     require_input("cnn_10_20", input_shape, (1, 28, 28))
     return nn.Sequential(

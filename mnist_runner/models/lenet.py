@@ -79,13 +79,13 @@ class LeNet5(nn.Module):
         return self.classifier(self.features(x))
 
 
-@MODELS.register("lenet_full")
+@MODELS.register
 def lenet_full(input_shape, num_classes):
     require_input("lenet_full", input_shape, (1, 28, 28))
     return LeNet5(nn.Conv2d(6, 16, kernel_size=5), num_classes)
 
 
-@MODELS.register("lenet_subset")
+@MODELS.register
 def lenet_subset(input_shape, num_classes):
     require_input("lenet_subset", input_shape, (1, 28, 28))
     return LeNet5(SparseConv2d(6, C3_TABLE, kernel_size=5), num_classes)

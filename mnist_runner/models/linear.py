@@ -8,13 +8,13 @@ from torch import nn
 from . import MODELS
 
 
-@MODELS.register("logistic")
+@MODELS.register
 def logistic(input_shape, num_classes):
     """784 -> 1 with bias: z = w.x + b; a binary loss reads the sign of z (seeds 000/001)."""
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), 1))
 
 
-@MODELS.register("softmax")
+@MODELS.register
 def softmax(input_shape, num_classes):
     """784 -> C: the scores of multinomial logistic regression (cross_entropy applies the softmax)."""
     return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), num_classes))

@@ -34,7 +34,7 @@ def batch_norm_flags(batch_norm, layers: int) -> list[bool]:
     return flags
 
 
-@MODELS.register("mlp")
+@MODELS.register
 def mlp(input_shape, num_classes, hidden=(128,), activation="relu", batch_norm="none", dropout=0.0):
     hidden = [int(h) for h in hidden]
     if not hidden or min(hidden) < 1:

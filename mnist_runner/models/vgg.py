@@ -9,7 +9,7 @@ from . import MODELS, require_input
 VGG11 = [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"]
 
 
-@MODELS.register("vgg11")
+@MODELS.register
 def vgg11(input_shape, num_classes, width=4096, dropout=0.5):
     """Classifier: 512 -> width -> width -> C with ReLU and dropout (width 0: one 512 -> C layer)."""
     require_input("vgg11", input_shape, (1, 28, 28))
