@@ -123,7 +123,7 @@ def compose(args, model: str, *extra: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from mnist_runner.cli import config_dir
+    from mnist_runner.config import config_dir
 
     overrides = [f"model={model}", f"dataset.root={args.data_root}", f"device={args.device}", *args.set, *extra]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
@@ -288,13 +288,13 @@ def runner_loop(cfg) -> dict:
 # Runs the real CLI with train_one_epoch replaced by a stopwatch: prints when training would begin.
 FIRST_STEP = """
 import os, sys, time
-import mnist_runner.train as train
+import mnist_runner.loops as train
 def first_step(*a, **k):
     print(f"FIRST_STEP {time.time():.6f}", flush=True)
     os._exit(0)
 train.train_one_epoch = first_step
 sys.argv = ["mnist_runner", *sys.argv[1:]]
-from mnist_runner.cli import main
+from mnist_runner.train import main
 main()
 """
 
@@ -495,7 +495,7 @@ def write_block(path: Path, block: str) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     load_start = os.getloadavg()[0]
-    import mnist_runner.cli  # noqa: F401  registers the resolvers and callbacks the config names
+    import mnist_runner.train  # noqa: F401  registers the resolvers and callbacks the config names
     import torch
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
@@ -504,7 +504,7 @@ def main(argv=None) -> int:
     from mnist_runner.speed import configure
 
     device = resolve_device(args.device)
-    options = sorted(p.stem for p in (Path(mnist_runner.cli.config_dir()) / "model").glob("*.yaml"))
+    options = sorted(p.stem for p in (Path(mnist_runner.config.config_dir()) / "model").glob("*.yaml"))
     models = [m for m in args.models if m in options]
     skipped = [m for m in args.models if m not in options]
     if not models:

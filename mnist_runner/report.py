@@ -116,7 +116,7 @@ class RunReport:
             print(f"Warning: the report could not be completed: {type(e).__name__}: {e}", file=sys.stderr)
 
     def _predict(self) -> torch.Tensor:
-        from .train import predict
+        from .loops import predict
 
         return predict(self.model, self.data, self.data.test, self.loss_fn, self.eval_batch_size)
 

@@ -1,6 +1,6 @@
 """The end of every multirun: a summary of the sweep in its folder, and a non-zero exit on failure.
 
-`SweepSummary` is a Hydra callback. It is registered here as the option `sweep_summary` of Hydra's
+`SweepSummary` is a Hydra callback, registered by config.py as the option `sweep_summary` of Hydra's
 `hydra/callbacks` group (conf/config.yaml selects it), so no YAML file names a Python path.
 It writes into the sweep folder:
 - `sweep_summary.csv` and `sweep_summary.md`: the compare table of the sweep's jobs;
@@ -12,7 +12,6 @@ Jobs that failed (or were killed or interrupted) are listed, and the multirun th
 import sys
 from pathlib import Path
 
-from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 
 from . import compare
@@ -67,11 +66,3 @@ def write_summary(folder: Path) -> list[compare.Run]:
 def _job_number(run: compare.Run):
     head = run.folder.name.split("_", 1)[0]
     return (0, int(head), "") if head.isdigit() else (1, 0, run.name)
-
-
-ConfigStore.instance().store(
-    group="hydra/callbacks",
-    name="sweep_summary",
-    node={"sweep_summary": {"_target_": f"{__name__}.SweepSummary"}},
-    provider="mnist_runner",
-)

@@ -1,134 +1,94 @@
-"""The training and evaluation loops.
+"""The entry point: `python -m mnist_runner` / `mnist-runner`.
 
-Metrics are accumulated as tensors on the device and read once per epoch, so a GPU step never
-waits on the host; the training loss is read only every `log_interval` steps (every step on the
-CPU, where reading it costs nothing, so a NaN or infinite loss stops training at once). On CUDA
-even those reads do not wait: see `HostReader`.
+Hydra composes conf/ (one folder per config group: model, dataset, loss, optimizer, device, ...) into
+one config, and `train(cfg)` runs it: a fresh run, or `resume=FOLDER` continuing one. How a run ends
+becomes one line and an exit code in `reported`. Kept free of torch imports so `--help` and
+`--cfg job` answer at once; the run's modules are imported when a run starts.
+
+Exit codes: 2 bad input, 1 failed (data or a crash), 3 diverged, 130/143 interrupted (SIGINT/SIGTERM).
+In a multirun a job that fails is recorded in its summary.json and the sweep goes on; the sweep
+summary (sweep.py) exits 1 at the end.
 """
 
-import math
-from collections import deque
-from dataclasses import dataclass, field
+import os
+import sys
+import traceback
+from contextlib import contextmanager
+from pathlib import Path
 
-import torch
-from tqdm import tqdm
+import hydra
 
-from .data import Data, Split
-
-
-@dataclass
-class EpochStats:
-    loss: float
-    acc: float
-    steps: list[tuple[int, float]] = field(default_factory=list)  # (step, loss) at log intervals
+from .config import config_dir
 
 
-class Diverged(RuntimeError):
-    """The training loss became NaN or infinite; `step` counts from the start of the run."""
-
-    def __init__(self, step: int, loss: float, what: str = "training loss"):
-        super().__init__(f"{what} became {loss} at step {step}")
-        self.step, self.loss, self.epoch = step, loss, None
+@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
+def main(cfg) -> float:
+    return train(cfg)
 
 
-class HostReader:
-    """Scalars read on the host without stalling an accelerator.
+def train(cfg) -> float:
+    """Run the composed config in the folder Hydra made for it; returns the best test accuracy."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    On CUDA each pushed scalar is copied into pinned host memory behind its step's kernels, and is
-    read at a later check once the GPU has got there (an event says so), so the step loop never
-    waits and a NaN is still caught within one check of the GPU reaching it. Elsewhere it is read
-    at once (on the CPU that costs nothing).
+    from .checkpoint import discard_fresh_folder, resume_config, signals_interrupt
+    from .run import run
+
+    hc = HydraConfig.get()
+    choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
+    out, overrides, resumed_with = Path(hc.runtime.output_dir), list(hc.overrides.task), None
+    multirun = hc.mode == RunMode.MULTIRUN
+    with reported(lambda: out, multirun), signals_interrupt():
+        if cfg.get("resume"):  # continue that run in its own folder, with its stored config
+            resumed_with = overrides
+            discard_fresh_folder(out, cfg.resume)  # Hydra's new folder: nothing goes there
+            cfg, choices, overrides = resume_config(cfg, overrides)
+            out = Path(cfg.resume)
+        return run(cfg, out, choices, overrides, resumed_with)
+    return float("nan")  # a multirun job that did not finish (reported, and recorded in its summary.json)
+
+
+@contextmanager
+def reported(folder, multirun: bool):
+    """Turn how a run ended into one clear line on stderr and the process's exit code.
+
+    `folder()` gives the run folder (a resumed run's changes once its config is read). In a
+    multirun the job returns NaN instead of exiting, so the other jobs go on.
     """
+    from .checkpoint import Interrupted
+    from .data import DataError
+    from .loops import Diverged
+    from .registry import ConfigError
 
-    def __init__(self, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.pending: deque = deque()  # (step, tensor, event or None), oldest first
-
-    def push(self, step: int, value: torch.Tensor) -> None:
-        value, event = value.detach(), None
-        if self.cuda:
-            host = torch.empty((), dtype=value.dtype, pin_memory=True)
-            value = host.copy_(value, non_blocking=True)
-            event = torch.cuda.Event()
-            event.record()
-        self.pending.append((step, value, event))
-
-    def ready(self, wait: bool = False):
-        """Yield (step, value) of each pushed scalar the device has produced, oldest first; all with `wait`."""
-        while self.pending:
-            step, value, event = self.pending[0]
-            if event is not None and not event.query():
-                if not wait:
-                    return
-                event.synchronize()
-            self.pending.popleft()
-            yield step, value.item()
-
-
-def train_one_epoch(
-    model, data: Data, loss_fn, optimizer, *, batch_size: int, generator: torch.Generator,
-    log_interval: int, first_step: int = 0, progress: bool = False, description: str = "",
-) -> EpochStats:  # fmt: skip
-    model.train()
-    device = data.train.labels.device
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    logged: list[tuple[int, float]] = []
-    total_steps = data.steps_per_epoch(batch_size)
-    bar = tqdm(total=total_steps, desc=description, disable=not progress, leave=False, unit="step")
-    step = first_step
-    check_every = 1 if device.type == "cpu" else log_interval
-    reader = HostReader(device)
-
-    def check(at: int, value: float) -> None:
-        if not math.isfinite(value):
-            bar.close()
-            raise Diverged(at, value)
-        if at % log_interval == 0:
-            logged.append((at, value))
-            bar.set_postfix(loss=f"{value:.4f}", refresh=False)
-
-    for inputs, labels in data.batches(data.train, batch_size, generator):
-        logits = model(inputs)
-        loss = loss_fn(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        step += 1
-        with torch.no_grad():
-            loss_sum += loss.detach() * len(labels)
-            correct += loss_fn.correct(logits, labels).sum()
-        if step % check_every == 0:
-            reader.push(step, loss)
-            for at, value in reader.ready():
-                check(at, value)
-        bar.update()
-    for at, value in reader.ready(wait=True):
-        check(at, value)
-    bar.close()
-    mean_loss = (loss_sum / len(data.train)).item()
-    if not math.isfinite(mean_loss):
-        raise Diverged(step, mean_loss)
-    return EpochStats(mean_loss, correct.item() / len(data.train), logged)
+    try:
+        yield
+    except (ConfigError, DataError) as e:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        print(f"Error: {e}", file=sys.stderr)
+        if not multirun:
+            sys.exit(2 if isinstance(e, ConfigError) else 1)
+    except Diverged as e:
+        print(
+            f"Diverged: {e} in epoch {e.epoch}; the run stopped (status diverged in {folder()}/summary.json)",
+            file=sys.stderr,
+            flush=True,
+        )
+        if not multirun:
+            sys.exit(3)
+    except Interrupted as e:
+        print(
+            f"Interrupted ({e}): the current epoch was abandoned; epochs completed so far are kept. "
+            f"Resume with: python -m mnist_runner resume={folder()}",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(e.exit_code)
+    except Exception:
+        if not multirun:
+            raise
+        traceback.print_exc()  # recorded as failed in its summary.json; the other jobs go on
 
 
-@torch.inference_mode()
-def evaluate(model, data: Data, split: Split, loss_fn, batch_size: int) -> tuple[float, float]:
-    """Mean loss and accuracy over a whole split, in large batches."""
-    model.eval()
-    device = split.labels.device
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.long, device=device)
-    for inputs, labels in data.batches(split, batch_size):
-        logits = model(inputs)
-        loss_sum += loss_fn(logits, labels) * len(labels)
-        correct += loss_fn.correct(logits, labels).sum()
-    return (loss_sum / len(split)).item(), correct.item() / len(split)
-
-
-@torch.inference_mode()
-def predict(model, data: Data, split: Split, loss_fn, batch_size: int) -> torch.Tensor:
-    """Predicted class of every example of a split, on the CPU."""
-    model.eval()
-    chunks = [loss_fn.predict(model(x)) for x, _ in data.batches(split, batch_size)]
-    return torch.cat(chunks).cpu()
+if __name__ == "__main__":
+    main()

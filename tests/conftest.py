@@ -124,7 +124,7 @@ def compose_config(*overrides: str):
 def _compose(overrides: tuple[str, ...]):
     from hydra import compose, initialize_config_dir
 
-    from mnist_runner.cli import config_dir
+    from mnist_runner.config import config_dir
 
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
@@ -152,7 +152,7 @@ def run_cli_in_process(cwd: Path, data: Path, *args: str) -> subprocess.Complete
     import contextlib
     import io
 
-    from mnist_runner import cli as entry
+    from mnist_runner import config, train as entry
 
     flags = [a for a in args if a.startswith("-")]  # -m, --cfg job: before the overrides
     argv = ["mnist-runner", *flags, "device=cpu", "trainer.progress=false", *(a for a in args if a not in flags)]
@@ -161,7 +161,7 @@ def run_cli_in_process(cwd: Path, data: Path, *args: str) -> subprocess.Complete
     try:
         os.chdir(cwd)
         os.environ["MNIST_RUNNER_DATA"], sys.argv = str(data), argv
-        entry._claimed.clear()  # a fresh run folder per call, as a new process would get
+        config._claimed.clear()  # a fresh run folder per call, as a new process would get
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
                 entry.main()

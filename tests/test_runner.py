@@ -11,7 +11,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from conftest import REAL_DATA, ROOT, run_folders
-from mnist_runner.cli import config_dir
+from mnist_runner.config import config_dir
 from mnist_runner.models import MODELS, build_model, count_parameters
 from mnist_runner.models.lenet import C3_TABLE, SparseConv2d
 from mnist_runner.registry import ConfigError, Registry
@@ -156,7 +156,7 @@ def test_unavailable_device_is_a_clear_error(run_cli):
 
 
 def test_help_and_cfg_job_do_not_import_torch(tmp_path):
-    code = ("import sys; sys.argv=['mnist-runner','--cfg','job']; from mnist_runner.cli import main\n"
+    code = ("import sys; sys.argv=['mnist-runner','--cfg','job']; from mnist_runner.train import main\n"
             "try: main()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

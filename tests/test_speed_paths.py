@@ -14,7 +14,7 @@ from mnist_runner.data import load_data
 from mnist_runner.losses import build_loss
 from mnist_runner.models import build_model
 from mnist_runner.speed import Speed, _cpp_compiler
-from mnist_runner.train import Diverged, HostReader, evaluate, train_one_epoch
+from mnist_runner.loops import Diverged, HostReader, evaluate, train_one_epoch
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

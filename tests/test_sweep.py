@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from conftest import run_folders
-from mnist_runner.cli import path_safe
+from mnist_runner.config import path_safe
 
 QUICK = ["trainer.epochs=1", "report.plots=false"]  # per-run plots are tested in test_report.py
 

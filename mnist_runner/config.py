@@ -1,16 +1,18 @@
-"""Entry point: `python -m mnist_runner` / `mnist-runner`, composed by Hydra from conf/.
+"""Where the configuration lives, and what it names that is not a YAML file.
 
-Kept free of torch imports so `--help` and `--cfg job` answer at once.
+- `config_dir()`: conf/, in a source checkout or inside the installed package;
+- the resolvers the output folders use (`unique_dir`, `path_safe`);
+- Hydra's `hydra/callbacks=sweep_summary` option (sweep.py's callback), stored in Hydra's ConfigStore.
+
+Torch-free: the entry point imports it before Hydra composes anything.
 """
 
 import os
 import re
 from pathlib import Path
 
-import hydra
+from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
-
-from . import sweep  # noqa: F401  registers the sweep-summary callback (hydra/callbacks=sweep_summary)
 
 
 def config_dir() -> str:
@@ -55,9 +57,9 @@ for _name, _fn in (("unique_dir", unique_dir), ("path_safe", path_safe)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn, use_cache=True)
 
-
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-def main(cfg) -> float:
-    from .run import run_from_hydra
-
-    return run_from_hydra(cfg)
+ConfigStore.instance().store(
+    group="hydra/callbacks",
+    name="sweep_summary",
+    node={"sweep_summary": {"_target_": "mnist_runner.sweep.SweepSummary"}},
+    provider="mnist_runner",
+)
