@@ -54,24 +54,46 @@ DEFAULT_MODELS = ["lenet_full", "lenet_subset", "mlp_128", "cnn_10_20"]
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data-root", default=os.environ.get("MNIST_RUNNER_DATA", "data"),
-                   help="folder holding MNIST/raw/ (default: $MNIST_RUNNER_DATA, else ./data)")
-    p.add_argument("--models", default=",".join(DEFAULT_MODELS),
-                   help="comma-separated options of the model config group (conf/model/*.yaml); missing ones are skipped")
+    p.add_argument(
+        "--data-root",
+        default=os.environ.get("MNIST_RUNNER_DATA", "data"),
+        help="folder holding MNIST/raw/ (default: $MNIST_RUNNER_DATA, else ./data)",
+    )
+    p.add_argument(
+        "--models",
+        default=",".join(DEFAULT_MODELS),
+        help="comma-separated options of the model config group (conf/model/*.yaml); missing ones are skipped",
+    )
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats; medians are reported")
     p.add_argument("--steps", type=int, default=100, help="timed training steps per repeat for (a) and (b)")
     p.add_argument("--warmup", type=int, default=5, help="untimed steps before each timing of (a) and (b)")
     p.add_argument("--runner-epochs", type=int, default=2, help="epochs per runner call (>= 2 measures whole epochs)")
-    p.add_argument("--full-run-epochs", type=int, default=10,
-                   help="epochs of the whole-run subprocess measured for wall time and peak RSS (0: skip)")
+    p.add_argument(
+        "--full-run-epochs",
+        type=int,
+        default=10,
+        help="epochs of the whole-run subprocess measured for wall time and peak RSS (0: skip)",
+    )
     p.add_argument("--startup-repeats", type=int, default=3, help="runs of each start-up measurement (0: skip)")
-    p.add_argument("--seed-threads", type=int, default=None,
-                   help="intra-op threads of (a); default: PyTorch's own default, as the notebooks ran")
+    p.add_argument(
+        "--seed-threads",
+        type=int,
+        default=None,
+        help="intra-op threads of (a); default: PyTorch's own default, as the notebooks ran",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps (as device=...)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra runner override, also applied to (b); e.g. trainer.threads=2")
-    p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"),
-                   help=f"markdown file whose block between {BEGIN} and {END} is replaced (created if missing)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra runner override, also applied to (b); e.g. trainer.threads=2",
+    )
+    p.add_argument(
+        "--out",
+        default=str(ROOT / "BENCHMARKS.md"),
+        help=f"markdown file whose block between {BEGIN} and {END} is replaced (created if missing)",
+    )
     p.add_argument("--note", default="", help="a line added under the tables (e.g. how loaded the machine was)")
     args = p.parse_args(argv)
     args.models = [m for m in args.models.split(",") if m]
@@ -327,23 +349,40 @@ def startup(args, work: str) -> dict:
         if not stamp:
             raise RuntimeError(f"no training step was reached:\n{out}")
         first.append(float(stamp[-1].split()[1]) - t0)
-    return {"help_s": statistics.median(help_s), "cfg_job_s": statistics.median(job_s),
-            "first_step_s": statistics.median(first)}  # fmt: skip
+    return {
+        "help_s": statistics.median(help_s),
+        "cfg_job_s": statistics.median(job_s),
+        "first_step_s": statistics.median(first),
+    }
 
 
 def full_run(args, work: str) -> dict:
     env = {**os.environ, "MNIST_RUNNER_DATA": str(Path(args.data_root).resolve())}
     folder = Path(work) / "full_run"
-    cmd = [sys.executable, "-m", "mnist_runner", "model=lenet_full", f"trainer.epochs={args.full_run_epochs}",
-           f"device={args.device}", "trainer.progress=false", f"hydra.run.dir={folder}", *args.set]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "mnist_runner",
+        "model=lenet_full",
+        f"trainer.epochs={args.full_run_epochs}",
+        f"device={args.device}",
+        "trainer.progress=false",
+        f"hydra.run.dir={folder}",
+        *args.set,
+    ]
     wall, rss, _ = spawn(cmd, work, env)
     summary = json.loads((folder / "summary.json").read_text())
     rows = (folder / "metrics.csv").read_text().splitlines()
     col = rows[0].split(",").index("epoch_seconds")
     epoch_s = [float(r.split(",")[col]) for r in rows[1:]]
-    return {"wall_s": wall, "peak_rss_mb": rss, "test_acc": summary["final"]["test_acc"],
-            "epochs": args.full_run_epochs, "median_epoch_s": statistics.median(epoch_s),
-            "command": "python -m mnist_runner " + " ".join(c for c in cmd[3:] if not c.startswith("hydra.run.dir="))}  # fmt: skip
+    return {
+        "wall_s": wall,
+        "peak_rss_mb": rss,
+        "test_acc": summary["final"]["test_acc"],
+        "epochs": args.full_run_epochs,
+        "median_epoch_s": statistics.median(epoch_s),
+        "command": "python -m mnist_runner " + " ".join(c for c in cmd[3:] if not c.startswith("hydra.run.dir=")),
+    }
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -355,13 +394,18 @@ def machine(device) -> dict:
 
     cpu = platform.processor() or platform.machine()
     try:
-        names = [l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")]
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     except OSError:
         pass
     memory = ""
     try:
-        kb = int(next(l for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal")).split()[1])
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        kb = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
         memory = f", {kb / 1024**2:.0f} GiB RAM"
     except (OSError, StopIteration):
         pass
@@ -369,12 +413,23 @@ def machine(device) -> dict:
     gpu = f"; GPU: {torch.cuda.get_device_name()}" if device.type == "cuda" else ""
     return {
         "machine": f"{cpu}, {cores} cores{memory}{gpu}",
-        "versions": f"Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}",
+        "versions": (
+            f"Python {platform.python_version()}, torch {torch.__version__}, torchvision {torchvision.__version__}"
+        ),
     }
 
 
-def report(args, info: dict, results: dict, legs: dict, skipped: list, start: dict | None, full: dict | None,
-           loads: tuple, command: str) -> str:  # fmt: skip
+def report(
+    args,
+    info: dict,
+    results: dict,
+    legs: dict,
+    skipped: list,
+    start: dict | None,
+    full: dict | None,
+    loads: tuple,
+    command: str,
+) -> str:
     """The markdown block; `legs` maps each loop's key to its label, in table order."""
     med = statistics.median
     lines = [
@@ -415,15 +470,23 @@ def report(args, info: dict, results: dict, legs: dict, skipped: list, start: di
             r = row[leg]
             ratios = ["", "", "", ""]
             if leg == "runner":
-                ratios = [f"{r['train'] / row['seed']['train']:.2f}x", f"{r['train'] / same['train']:.2f}x",
-                          f"{r['train'] / row['bare']['train']:.2f}", f"{row['bare']['epoch'] / r['epoch']:.2f}"]  # fmt: skip
+                ratios = [
+                    f"{r['train'] / row['seed']['train']:.2f}x",
+                    f"{r['train'] / same['train']:.2f}x",
+                    f"{r['train'] / row['bare']['train']:.2f}",
+                    f"{row['bare']['epoch'] / r['epoch']:.2f}",
+                ]
             lines.append(
                 f"| {model} | {label} | {r['train']:,.0f} | {r['eval']:,.0f} | {r['epoch']:.2f} | {r['rss']:,.0f} | "
-                + " | ".join(ratios) + " |"
+                + " | ".join(ratios)
+                + " |"
             )
-    lines += ["", "Ratios are rates (higher is better for the runner): train vs seed = runner train img/s / seed's "
-              "(as the notebooks ran, and with the runner's threads); train vs bare = runner / bare; "
-              "epoch vs bare = bare epoch s / runner epoch s."]  # fmt: skip
+    lines += [
+        "",
+        "Ratios are rates (higher is better for the runner): train vs seed = runner train img/s / seed's "
+        "(as the notebooks ran, and with the runner's threads); train vs bare = runner / bare; "
+        "epoch vs bare = bare epoch s / runner epoch s.",
+    ]
     for model, runs_of in results.items():
         r = runs_of["runner"]
         lines.append(
@@ -495,11 +558,11 @@ def write_block(path: Path, block: str) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     load_start = os.getloadavg()[0]
-    import mnist_runner.train  # noqa: F401  registers the resolvers and callbacks the config names
     import torch
     from torch.utils.data import DataLoader
     from torchvision import datasets, transforms
 
+    import mnist_runner.train  # noqa: F401  registers the resolvers and callbacks the config names
     from mnist_runner.devices import resolve_device
     from mnist_runner.speed import configure
 
@@ -541,8 +604,11 @@ def main(argv=None) -> int:
                         r = runner_loop(configs[m])
                 r["rss"] = peak.mb
                 results[m][leg].append(r)
-                print(f"repeat {repeat + 1}/{args.repeats} {m:>13} {legs[leg]:>16}: train {r['train_ips']:9,.0f} img/s  "
-                      f"eval {r['eval_ips']:9,.0f} img/s  peak RSS {r['rss']:,.0f} MB", flush=True)  # fmt: skip
+                print(
+                    f"repeat {repeat + 1}/{args.repeats} {m:>13} {legs[leg]:>16}: train {r['train_ips']:9,.0f} img/s  "
+                    f"eval {r['eval_ips']:9,.0f} img/s  peak RSS {r['rss']:,.0f} MB",
+                    flush=True,
+                )
 
     with tempfile.TemporaryDirectory() as work:
         start = startup(args, work) if args.startup_repeats > 0 else None

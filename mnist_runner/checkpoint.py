@@ -19,21 +19,39 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from .registry import ConfigError
 from .files import replacing, write_atomic
+from .registry import ConfigError
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
 
 # Keys a resumed run may change: they do not change what is being trained.
-RESUMABLE = ("resume", "trainer.epochs", "trainer.progress", "trainer.threads", "trainer.compile",
-             "report.plots", "dataset.root", "dataset.download", "device")  # fmt: skip
+RESUMABLE = (
+    "resume",
+    "trainer.epochs",
+    "trainer.progress",
+    "trainer.threads",
+    "trainer.compile",
+    "report.plots",
+    "dataset.root",
+    "dataset.download",
+    "device",
+)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
 
-def save_checkpoint(folder: Path, *, epoch: int, step: int, rows: list[dict], model, optimizer,
-                    scheduler=None, generator: torch.Generator) -> None:  # fmt: skip
+def save_checkpoint(
+    folder: Path,
+    *,
+    epoch: int,
+    step: int,
+    rows: list[dict],
+    model,
+    optimizer,
+    scheduler=None,
+    generator: torch.Generator,
+) -> None:
     """Write checkpoints/last.pt whole or not at all."""
     state = {
         "epoch": epoch,
@@ -92,8 +110,12 @@ def _rng_state(generator: torch.Generator) -> dict:
         "torch": torch.get_rng_state(),
         "shuffle": generator.get_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
-                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},  # fmt: skip
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
     }
 

@@ -52,6 +52,15 @@ class Run:
             return self.settings[key]
         return self.config.get(key)
 
+    def metric(self, name: str) -> float | None:
+        """A metric of GROUP_METRICS: a column of row(), or `best_val.test_acc` of summary.json."""
+        if name == "best_val.test_acc":
+            best_val = self.summary.get("best_val")
+            value = best_val.get("test_acc") if isinstance(best_val, dict) else None
+        else:
+            value = self.row().get(name)
+        return float(value) if _is_number(value) else None
+
     def row(self) -> dict:
         s, m = self.summary, self.metrics
         final = s.get("final") or {}
@@ -118,8 +127,16 @@ def _read_json(path: Path) -> dict:
 
 
 _NUMBER = (int, float)
-SUMMARY_TYPES = {"status": str, "choices": dict, "overrides": list, "params": dict, "final": dict,
-                 "best_test_acc": _NUMBER, "epochs_completed": int, "wall_seconds": _NUMBER}  # fmt: skip
+SUMMARY_TYPES = {
+    "status": str,
+    "choices": dict,
+    "overrides": list,
+    "params": dict,
+    "final": dict,
+    "best_test_acc": _NUMBER,
+    "epochs_completed": int,
+    "wall_seconds": _NUMBER,
+}
 
 
 def _read_metrics(path: Path) -> list[dict]:
@@ -232,12 +249,18 @@ def table(runs: list[Run], all_columns: bool = False, among: list[Run] | None = 
     return columns, rows
 
 
-def select(runs: list[Run], filters: list[str], sort: str, reverse: bool, top: int | None) -> list[Run]:
+def filter_runs(runs: list[Run], filters: list[str]) -> list[Run]:
+    """The runs whose column or config key equals the value of every KEY=VALUE in `filters`."""
     for item in filters:
         key, sep, wanted = item.partition("=")
         if not sep or not key:
             raise ValueError(f"--filter {item!r} is not KEY=VALUE")
         runs = [r for r in runs if _matches(r.value(key), wanted)]
+    return runs
+
+
+def select(runs: list[Run], filters: list[str], sort: str, reverse: bool, top: int | None) -> list[Run]:
+    runs = filter_runs(runs, filters)
     if runs and all(_missing(r.value(sort)) for r in runs) and sort not in METRICS:
         columns = ", ".join(["run", *setting_columns(runs, True), *METRICS])
         raise ValueError(f"--sort {sort}: no run has that key; sort by a column ({columns}) or a config key")
@@ -400,22 +423,35 @@ def parser() -> argparse.ArgumentParser:
         description="Compare mnist_runner runs: one row per run folder (a folder holding summary.json) "
         "found below each PATH, with the settings that differ and the final metrics.",
     )
-    p.add_argument("paths", nargs="*", type=Path, metavar="PATH",
-                   help="run folder, sweep folder or any folder above them")  # fmt: skip
-    p.add_argument("--sort", default="best_test_acc", metavar="KEY",
-                   help="column or config key to sort by (default best_test_acc); accuracies, params and "
-                        "epochs sort high to low, everything else low to high")  # fmt: skip
+    p.add_argument(
+        "paths", nargs="*", type=Path, metavar="PATH", help="run folder, sweep folder or any folder above them"
+    )
+    p.add_argument(
+        "--sort",
+        default="best_test_acc",
+        metavar="KEY",
+        help="column or config key to sort by (default best_test_acc); accuracies, params and "
+        "epochs sort high to low, everything else low to high",
+    )
     p.add_argument("--reverse", action="store_true", help="reverse the sort order")
     p.add_argument("--top", type=int, metavar="N", help="show only the first N runs after sorting")
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
-                   help="keep runs whose column or config key equals VALUE (repeatable; all must hold)")  # fmt: skip
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep runs whose column or config key equals VALUE (repeatable; all must hold)",
+    )
     p.add_argument("--format", choices=["table", "csv", "md", "json"], default="table")
-    p.add_argument("--all-columns", action="store_true",
-                   help="show every choice and override, not only those that differ")  # fmt: skip
-    p.add_argument("--plot", type=Path, metavar="FILE.png",
-                   help="also draw test accuracy and loss per epoch of every run")  # fmt: skip
-    p.add_argument("--diff", nargs=2, type=Path, metavar=("A", "B"),
-                   help="config differences and final metrics of two runs")  # fmt: skip
+    p.add_argument(
+        "--all-columns", action="store_true", help="show every choice and override, not only those that differ"
+    )
+    p.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="also draw test accuracy and loss per epoch of every run"
+    )
+    p.add_argument(
+        "--diff", nargs=2, type=Path, metavar=("A", "B"), help="config differences and final metrics of two runs"
+    )
     return p
 
 

@@ -15,7 +15,7 @@ import torch
 from torchvision import datasets as tv
 
 from .idx import check_raw_files  # names a missing or damaged file
-from .registry import ConfigError, Registry
+from .registry import DATASETS, ConfigError
 
 
 class DataError(RuntimeError):
@@ -50,8 +50,6 @@ class DatasetSource:
             images = images.transpose(1, 2)
         return RawSplit(images.contiguous(), labels.long())
 
-
-DATASETS: Registry[DatasetSource] = Registry("dataset")
 
 DIGITS = [str(d) for d in range(10)]
 

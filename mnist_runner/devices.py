@@ -19,7 +19,11 @@ def resolve_device(kind: str) -> torch.device:
             return torch.device("cuda")
         return torch.device("mps" if _mps_available() else "cpu")
     if kind == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device.type='cuda' is not available on this machine (no CUDA device found); use device=cpu or device=auto")
+        raise ConfigError(
+            "device.type='cuda' is not available on this machine (no CUDA device found); use device=cpu or device=auto"
+        )
     if kind == "mps" and not _mps_available():
-        raise ConfigError("device.type='mps' is not available on this machine (no Apple MPS backend); use device=cpu or device=auto")
+        raise ConfigError(
+            "device.type='mps' is not available on this machine (no Apple MPS backend); use device=cpu or device=auto"
+        )
     return torch.device(kind)

@@ -22,8 +22,10 @@ def idx_problem(path: Path) -> str | None:
             return f"it holds {size} bytes, fewer than an IDX header"
         zero, code, ndim = struct.unpack(">HBB", head)
         if zero != 0 or code not in ELEMENT_SIZE or not 1 <= ndim <= 4:
-            return (f"it is not an IDX file (magic number 0x{head.hex()}; "
-                    f"IDX starts with 0x0000, a type code and 1-4 dimensions)")  # fmt: skip
+            return (
+                f"it is not an IDX file (magic number 0x{head.hex()}; "
+                f"IDX starts with 0x0000, a type code and 1-4 dimensions)"
+            )
         dims = f.read(4 * ndim)
         if len(dims) < 4 * ndim:
             return f"it is truncated inside its header ({size} bytes)"

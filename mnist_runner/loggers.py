@@ -6,9 +6,7 @@ with its final metrics (TensorBoard's HPARAMS tab) into `RUN_FOLDER/tensorboard/
 
 from pathlib import Path
 
-from .registry import ConfigError, Registry
-
-LOGGERS: Registry = Registry("logger")
+from .registry import LOGGERS, ConfigError
 
 
 class Logger:

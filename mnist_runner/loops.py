@@ -66,9 +66,18 @@ class HostReader:
 
 
 def train_one_epoch(
-    model, data: Data, loss_fn, optimizer, *, batch_size: int, generator: torch.Generator,
-    log_interval: int, first_step: int = 0, progress: bool = False, description: str = "",
-) -> EpochStats:  # fmt: skip
+    model,
+    data: Data,
+    loss_fn,
+    optimizer,
+    *,
+    batch_size: int,
+    generator: torch.Generator,
+    log_interval: int,
+    first_step: int = 0,
+    progress: bool = False,
+    description: str = "",
+) -> EpochStats:
     model.train()
     device = data.train.labels.device
     loss_sum = torch.zeros((), device=device)

@@ -12,9 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .registry import ConfigError, Registry
-
-LOSSES: Registry = Registry("loss")
+from .registry import LOSSES, ConfigError
 
 
 class Objective(nn.Module):
@@ -75,9 +73,7 @@ def check_fit(objective: Objective, names: dict, model: nn.Module, data) -> None
                 f"(e.g. dataset=mnist_4v9) and a one-output model (e.g. model=logistic); {got}"
             )
     elif outputs != num_classes:
-        raise ConfigError(
-            f"loss={loss} needs a model with one output per class ({num_classes}); {got}"
-        )
+        raise ConfigError(f"loss={loss} needs a model with one output per class ({num_classes}); {got}")
 
 
 class CrossEntropy(Objective):

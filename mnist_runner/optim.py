@@ -11,10 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch.optim import lr_scheduler
 
-from .registry import Registry
-
-OPTIMIZERS: Registry = Registry("optimizer")
-SCHEDULERS: Registry = Registry("scheduler")
+from .registry import OPTIMIZERS, SCHEDULERS
 
 
 def build_optimizer(cfg, params) -> torch.optim.Optimizer:
@@ -23,9 +20,7 @@ def build_optimizer(cfg, params) -> torch.optim.Optimizer:
 
 @OPTIMIZERS.register
 def sgd(params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
-    return torch.optim.SGD(
-        params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov
-    )
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
 @OPTIMIZERS.register
@@ -99,11 +94,24 @@ def cosine(optimizer, epochs, steps_per_epoch, eta_min=0.0):
 
 
 @SCHEDULERS.register
-def onecycle(optimizer, epochs, steps_per_epoch, max_lr=0.1, pct_start=0.3, anneal_strategy="cos",
-             div_factor=25.0, final_div_factor=1e4):  # fmt: skip
+def onecycle(
+    optimizer,
+    epochs,
+    steps_per_epoch,
+    max_lr=0.1,
+    pct_start=0.3,
+    anneal_strategy="cos",
+    div_factor=25.0,
+    final_div_factor=1e4,
+):
     """Smith's one-cycle policy, stepped after every training step over the whole run."""
     scheduler = lr_scheduler.OneCycleLR(
-        optimizer, max_lr=max_lr, total_steps=epochs * steps_per_epoch, pct_start=pct_start,
-        anneal_strategy=anneal_strategy, div_factor=div_factor, final_div_factor=final_div_factor,
-    )  # fmt: skip
+        optimizer,
+        max_lr=max_lr,
+        total_steps=epochs * steps_per_epoch,
+        pct_start=pct_start,
+        anneal_strategy=anneal_strategy,
+        div_factor=div_factor,
+        final_div_factor=final_div_factor,
+    )
     return Schedule(scheduler, "step")

@@ -43,8 +43,7 @@ def _integer_epochs(ax, epochs) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def plot_loss(steps: list[tuple[int, float]], epochs: list[tuple[int, float, float]], path: Path,
-              title: str) -> None:  # fmt: skip
+def plot_loss(steps: list[tuple[int, float]], epochs: list[tuple[int, float, float]], path: Path, title: str) -> None:
     """Training loss at every logged step and test loss after every epoch, against examples seen.
 
     `steps`: (examples_seen, loss); `epochs`: (examples_seen, train_loss, test_loss[, val_loss]).
@@ -57,13 +56,25 @@ def plot_loss(steps: list[tuple[int, float]], epochs: list[tuple[int, float, flo
         x, y = zip(*steps)
         ax.plot(x, y, "-", color="tab:blue", lw=1, alpha=0.85, label="train loss (logged steps)")
     else:  # fewer steps than trainer.log_interval per run: the epoch means are all there is
-        ax.plot([e[0] for e in epochs], [e[1] for e in epochs], "o-", color="tab:blue",
-                label="train loss (epoch mean)")  # fmt: skip
-    ax.plot([e[0] for e in epochs], [e[2] for e in epochs], "o-", color="tab:red", ms=7, lw=2,
-            label="test loss (after each epoch)")  # fmt: skip
+        ax.plot([e[0] for e in epochs], [e[1] for e in epochs], "o-", color="tab:blue", label="train loss (epoch mean)")
+    ax.plot(
+        [e[0] for e in epochs],
+        [e[2] for e in epochs],
+        "o-",
+        color="tab:red",
+        ms=7,
+        lw=2,
+        label="test loss (after each epoch)",
+    )
     if epochs and len(epochs[0]) > 3:  # a validation split: its loss too
-        ax.plot([e[0] for e in epochs], [e[3] for e in epochs], "s--", color="tab:green", ms=6,
-                label="validation loss (after each epoch)")  # fmt: skip
+        ax.plot(
+            [e[0] for e in epochs],
+            [e[3] for e in epochs],
+            "s--",
+            color="tab:green",
+            ms=6,
+            label="validation loss (after each epoch)",
+        )
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("training examples seen", fontsize=12)
@@ -86,8 +97,15 @@ def plot_accuracy(rows: list[dict], path: Path, title: str) -> None:
         ax.plot(epochs, [r["val_acc"] for r in rows], "^--", label="validation accuracy")
     for x, y in zip(epochs, [r["test_acc"] for r in rows]):
         if len(epochs) <= 12:
-            ax.annotate(f"{y:.4f}", (x, y), textcoords="offset points", xytext=(0, -16),
-                        ha="center", fontsize=9, color="tab:orange")  # fmt: skip
+            ax.annotate(
+                f"{y:.4f}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, -16),
+                ha="center",
+                fontsize=9,
+                color="tab:orange",
+            )
     _integer_epochs(ax, epochs)
     ax.set_xlabel("epoch", fontsize=12)
     ax.set_ylabel("accuracy (fraction correct)", fontsize=12)
@@ -97,8 +115,9 @@ def plot_accuracy(rows: list[dict], path: Path, title: str) -> None:
     _save(fig, path)
 
 
-def plot_images(images: np.ndarray, captions: list[str], path: Path, title: str,
-                wrong: list[bool] | None = None) -> None:  # fmt: skip
+def plot_images(
+    images: np.ndarray, captions: list[str], path: Path, title: str, wrong: list[bool] | None = None
+) -> None:
     """A 4x5 grid of uint8 images (N, H, W) or (N, H, W, 3), each captioned; red when `wrong`."""
     plt = _pyplot()
     n = len(images)
@@ -109,8 +128,7 @@ def plot_images(images: np.ndarray, captions: list[str], path: Path, title: str,
         ax.axis("off")
         if i >= n:
             continue
-        ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None, vmin=0, vmax=255,
-                  interpolation="nearest")  # fmt: skip
+        ax.imshow(images[i], cmap="gray" if images[i].ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
         color = "tab:red" if wrong and wrong[i] else "black"
         ax.set_title(captions[i], fontsize=11, color=color)
     if n == 0:
@@ -134,11 +152,23 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
         for t in range(k):
             for p in range(k):
                 if matrix[t, p]:
-                    ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=fontsize,
-                            color="white" if share[t, p] > 0.5 else "black")  # fmt: skip
+                    ax.text(
+                        p,
+                        t,
+                        str(matrix[t, p]),
+                        ha="center",
+                        va="center",
+                        fontsize=fontsize,
+                        color="white" if share[t, p] > 0.5 else "black",
+                    )
     long_names = max(len(c) for c in class_names) > 3
-    ax.set_xticks(range(k), class_names, rotation=45 if long_names else 0, ha="right" if long_names else "center",
-                  fontsize=10 if k <= 20 else 7)  # fmt: skip
+    ax.set_xticks(
+        range(k),
+        class_names,
+        rotation=45 if long_names else 0,
+        ha="right" if long_names else "center",
+        fontsize=10 if k <= 20 else 7,
+    )
     ax.set_yticks(range(k), class_names, fontsize=10 if k <= 20 else 7)
     ax.set_xlabel("predicted class", fontsize=12)
     ax.set_ylabel("true class", fontsize=12)
@@ -148,8 +178,12 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
     _save(fig, path)
 
 
-def plot_overlay(runs: list[tuple[str, list[dict]]], path: Path, title: str,
-                 versus: tuple[str, list[tuple[float, float]]] | None = None) -> None:  # fmt: skip
+def plot_overlay(
+    runs: list[tuple[str, list[dict]]],
+    path: Path,
+    title: str,
+    versus: tuple[str, list[tuple[float, float]]] | None = None,
+) -> None:
     """Test accuracy and test loss per epoch of several runs on shared axes.
 
     `runs`: (legend label, metrics rows). `versus`: (swept key, [(value, final test acc)]) adds a

@@ -38,6 +38,7 @@ def model_summary(model: nn.Module, example: torch.Tensor) -> str:
     rows, hooks = [], []
     leaves = [(n, m) for n, m in model.named_modules() if not list(m.children())]
     for name, module in leaves:
+
         def hook(module, inputs, output, name=name):
             params = sum(p.numel() for p in module.parameters(recurse=False))
             rows.append((f"{type(module).__name__}-{len(rows) + 1} ({name})", list(output.shape), params))
@@ -147,16 +148,31 @@ class RunReport:
             return
         names = self.data.class_names
         train, test = self.data.train, self.data.test
-        plots.plot_images(_pixels(train.images[:GRID]), [f"label: {names[i]}" for i in train.labels[:GRID].tolist()],
-                          folder / "samples.png", f"Training images and their labels: {title}")  # fmt: skip
+        plots.plot_images(
+            _pixels(train.images[:GRID]),
+            [f"label: {names[i]}" for i in train.labels[:GRID].tolist()],
+            folder / "samples.png",
+            f"Training images and their labels: {title}",
+        )
         truth = test.labels.cpu()
         first = torch.arange(min(GRID, len(truth)))
-        self._grid(first, predicted, truth, folder / "predictions.png",
-                   f"First {len(first)} test images, predicted and true labels: {title}")  # fmt: skip
+        self._grid(
+            first,
+            predicted,
+            truth,
+            folder / "predictions.png",
+            f"First {len(first)} test images, predicted and true labels: {title}",
+        )
         wrong = torch.nonzero(predicted != truth).flatten()[:GRID]
-        self._grid(wrong, predicted, truth, folder / "misclassified.png",
-                   f"First {len(wrong)} misclassified test images: {title}" if len(wrong)
-                   else f"No misclassified test images: {title}")  # fmt: skip
+        self._grid(
+            wrong,
+            predicted,
+            truth,
+            folder / "misclassified.png",
+            f"First {len(wrong)} misclassified test images: {title}"
+            if len(wrong)
+            else f"No misclassified test images: {title}",
+        )
         plots.plot_confusion(self.confusion(predicted).numpy(), names, folder / "confusion_matrix.png", title)
 
     def _grid(self, index: torch.Tensor, predicted, truth, path: Path, title: str) -> None:
@@ -165,8 +181,13 @@ class RunReport:
         names = self.data.class_names
         p, t = predicted[index].tolist(), truth[index].tolist()
         images = _pixels(self.data.test.images[index.to(self.data.test.images.device)])
-        plots.plot_images(images, [f"predicted: {names[a]}\ntrue: {names[b]}" for a, b in zip(p, t)], path, title,
-                          wrong=[a != b for a, b in zip(p, t)])  # fmt: skip
+        plots.plot_images(
+            images,
+            [f"predicted: {names[a]}\ntrue: {names[b]}" for a, b in zip(p, t)],
+            path,
+            title,
+            wrong=[a != b for a, b in zip(p, t)],
+        )
 
 
 def _pixels(images: torch.Tensor):

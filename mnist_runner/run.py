@@ -52,7 +52,6 @@ def set_deterministic(on: bool) -> None:
     torch.use_deterministic_algorithms(on)
 
 
-
 @dataclass
 class Parts:
     """Everything a run trains with, built from its config."""

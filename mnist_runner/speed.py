@@ -75,7 +75,9 @@ def configure(trainer, device: torch.device) -> Speed:
     threads = trainer.get("threads")
     if threads is None:
         threads = default_threads(device)
-    speed = Speed(threads, trainer.get("channels_last", False), trainer.get("compile", False), trainer.get("amp", False))
+    speed = Speed(
+        threads, trainer.get("channels_last", False), trainer.get("compile", False), trainer.get("amp", False)
+    )
     if speed.amp and device.type != "cuda":
         raise ConfigError(
             f"trainer.amp=true is bf16 autocast on CUDA, and this run's device is {device.type}; "

@@ -19,8 +19,11 @@ from .files import write_atomic
 
 # Statuses that fail a sweep. At the end of a multirun every job has returned, so one still
 # `running` was killed before it could record its end; one `interrupted` did not finish.
-FAILED = {"failed": None, "running": "the job ended without recording an end (killed?)",
-          "interrupted": "the job was interrupted"}  # fmt: skip
+FAILED = {
+    "failed": None,
+    "running": "the job ended without recording an end (killed?)",
+    "interrupted": "the job was interrupted",
+}
 
 
 class SweepSummary(Callback):
@@ -28,8 +31,10 @@ class SweepSummary(Callback):
         folder = Path(config.hydra.sweep.dir)
         failed = write_summary(folder)
         if failed:
-            print(f"{len(failed)} job(s) failed: {', '.join(r.name for r in failed)}; "
-                  f"see {folder / 'sweep_summary.md'}", file=sys.stderr)  # fmt: skip
+            print(
+                f"{len(failed)} job(s) failed: {', '.join(r.name for r in failed)}; see {folder / 'sweep_summary.md'}",
+                file=sys.stderr,
+            )
             raise SystemExit(1)  # Hydra passes exceptions from callbacks on as warnings; this ends the process
 
 
@@ -45,12 +50,19 @@ def write_summary(folder: Path) -> list[compare.Run]:
     columns, rows = compare.table(runs)
     write_atomic(folder / "sweep_summary.csv", compare.render(columns, rows, "csv"))
     failed = [r for r in runs if r.status in FAILED]
-    lines = [f"# Sweep {folder}", "", f"{len(runs)} jobs; sorted by job number.", "",
-             compare.render(columns, rows, "md").rstrip()]  # fmt: skip
+    lines = [
+        f"# Sweep {folder}",
+        "",
+        f"{len(runs)} jobs; sorted by job number.",
+        "",
+        compare.render(columns, rows, "md").rstrip(),
+    ]
     if failed:
         lines += ["", f"## Failed jobs ({len(failed)})", ""]
-        lines += [f"- `{r.name}` ({r.status}): {r.summary.get('error') or FAILED[r.status] or 'no error recorded'}"
-                  for r in failed]  # fmt: skip
+        lines += [
+            f"- `{r.name}` ({r.status}): {r.summary.get('error') or FAILED[r.status] or 'no error recorded'}"
+            for r in failed
+        ]
     if problems:
         lines += ["", "## Skipped folders", "", *(f"- {p}" for p in problems)]
     write_atomic(folder / "sweep_summary.md", "\n".join(lines) + "\n")

@@ -10,8 +10,8 @@ message.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from omegaconf import OmegaConf
 
@@ -166,8 +166,13 @@ def _check_names(cfg) -> None:
     from .models import MODELS
     from .optim import OPTIMIZERS, SCHEDULERS
 
-    registries = {"model": MODELS, "dataset": DATASETS, "loss": LOSSES, "optimizer": OPTIMIZERS,
-                  "scheduler": SCHEDULERS}  # fmt: skip
+    registries = {
+        "model": MODELS,
+        "dataset": DATASETS,
+        "loss": LOSSES,
+        "optimizer": OPTIMIZERS,
+        "scheduler": SCHEDULERS,
+    }
     for group, registry in registries.items():
         name = _value(cfg, f"{group}.name")
         if name is not _ABSENT and name not in registry:

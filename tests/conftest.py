@@ -42,8 +42,15 @@ def synthetic_digits(n: int, num_classes: int = 10, seed: int = 0) -> tuple[np.n
     return images, labels.astype(np.uint8)
 
 
-def write_mnist_layout(root: Path, folder: str = "MNIST", n_train: int = 300, n_test: int = 100,
-                       num_classes: int = 10, prefix: str = "", suffix: str = "") -> Path:  # fmt: skip
+def write_mnist_layout(
+    root: Path,
+    folder: str = "MNIST",
+    n_train: int = 300,
+    n_test: int = 100,
+    num_classes: int = 10,
+    prefix: str = "",
+    suffix: str = "",
+) -> Path:
     raw = root / folder / "raw"
     for split, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
         images, labels = synthetic_digits(n, num_classes, seed)
@@ -67,8 +74,12 @@ def run_cli(tmp_path, data_root):
         extra = ["device=cpu", "trainer.progress=false"] if module == "mnist_runner" and data else []
         return subprocess.run(
             [sys.executable, "-m", module, *extra, *args],
-            cwd=cwd or tmp_path, env=full_env, capture_output=True, text=True, timeout=timeout,
-        )  # fmt: skip
+            cwd=cwd or tmp_path,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     return run
 
@@ -120,7 +131,7 @@ def compose_config(*overrides: str):
     return copy.deepcopy(_compose(overrides))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _compose(overrides: tuple[str, ...]):
     from hydra import compose, initialize_config_dir
 
@@ -152,7 +163,8 @@ def run_cli_in_process(cwd: Path, data: Path, *args: str) -> subprocess.Complete
     import contextlib
     import io
 
-    from mnist_runner import config, train as entry
+    from mnist_runner import config
+    from mnist_runner import train as entry
 
     flags = [a for a in args if a.startswith("-")]  # -m, --cfg job: before the overrides
     argv = ["mnist-runner", *flags, "device=cpu", "trainer.progress=false", *(a for a in args if a not in flags)]

@@ -8,8 +8,8 @@ import shutil
 
 import pytest
 import torch
-
 from conftest import run_cli_in_process, run_folders
+
 from mnist_runner.registry import ConfigError
 
 # (overrides, the key the message must name)

@@ -7,30 +7,54 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
+
 from mnist_runner import compare
 
 
-def make_run(folder, *, status="completed", choices=None, overrides=(), accs=(0.9, 0.95), losses=None,
-             config=None, summary_extra=None, metrics=True):  # fmt: skip
+def make_run(
+    folder,
+    *,
+    status="completed",
+    choices=None,
+    overrides=(),
+    accs=(0.9, 0.95),
+    losses=None,
+    config=None,
+    summary_extra=None,
+    metrics=True,
+):
     """A run folder as the runner leaves it: summary.json, metrics.csv, .hydra/config.yaml."""
     folder.mkdir(parents=True)
     choices = {"logger": "none", "optimizer": "sgd", "model": "lenet_full", **(choices or {})}
     losses = losses or [round(1 - a, 4) for a in accs]
-    summary = {"status": status, "choices": choices, "overrides": list(overrides),
-               "params": {"total": 61706, "trainable": 61706}, "epochs_completed": len(accs), "seed": 0}  # fmt: skip
+    summary = {
+        "status": status,
+        "choices": choices,
+        "overrides": list(overrides),
+        "params": {"total": 61706, "trainable": 61706},
+        "epochs_completed": len(accs),
+        "seed": 0,
+    }
     if accs and status != "running":
-        summary.update(final={"train_loss": 0.1, "train_acc": 0.97, "test_loss": losses[-1], "test_acc": accs[-1]},
-                       best_test_acc=max(accs), best_epoch=1 + accs.index(max(accs)), wall_seconds=12.5)  # fmt: skip
+        summary.update(
+            final={"train_loss": 0.1, "train_acc": 0.97, "test_loss": losses[-1], "test_acc": accs[-1]},
+            best_test_acc=max(accs),
+            best_epoch=1 + accs.index(max(accs)),
+            wall_seconds=12.5,
+        )
     summary.update(summary_extra or {})
     (folder / "summary.json").write_text(json.dumps(summary))
     if metrics:
         lines = ["epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds"]
         lines += [f"{i},0.1,0.97,{loss},{acc},0.1,6.0" for i, (acc, loss) in enumerate(zip(accs, losses), 1)]
         (folder / "metrics.csv").write_text("\n".join(lines) + "\n")
-    cfg = config or {"model": {"name": choices["model"]}, "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.0},
-                     "trainer": {"epochs": len(accs), "batch_size": 100}, "seed": 0}  # fmt: skip
+    cfg = config or {
+        "model": {"name": choices["model"]},
+        "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.0},
+        "trainer": {"epochs": len(accs), "batch_size": 100},
+        "seed": 0,
+    }
     (folder / ".hydra").mkdir()
     import yaml
 
@@ -39,23 +63,42 @@ def make_run(folder, *, status="completed", choices=None, overrides=(), accs=(0.
 
 
 def lr_config(lr, model="lenet_full", momentum=0.0):
-    return {"model": {"name": model}, "optimizer": {"name": "sgd", "lr": lr, "momentum": momentum},
-            "trainer": {"epochs": 2, "batch_size": 100}, "seed": 0}  # fmt: skip
+    return {
+        "model": {"name": model},
+        "optimizer": {"name": "sgd", "lr": lr, "momentum": momentum},
+        "trainer": {"epochs": 2, "batch_size": 100},
+        "seed": 0,
+    }
 
 
 @pytest.fixture
 def runs(tmp_path):
     """A sweep of three lr values (one crashed, one still running) beside a single run and a broken one."""
     sweep = tmp_path / "multirun" / "2026-01-01" / "10-00-00"
-    make_run(sweep / "0_optimizer.lr=0.05", overrides=["optimizer.lr=0.05"], accs=(0.90, 0.93),
-             config=lr_config(0.05))  # fmt: skip
+    make_run(sweep / "0_optimizer.lr=0.05", overrides=["optimizer.lr=0.05"], accs=(0.90, 0.93), config=lr_config(0.05))
     make_run(sweep / "1_optimizer.lr=0.1", overrides=["optimizer.lr=0.1"], accs=(0.95, 0.97), config=lr_config(0.1))
-    make_run(sweep / "2_optimizer.lr=-1", status="failed", overrides=["optimizer.lr=-1"], accs=(),
-             config=lr_config(-1), summary_extra={"error": "ConfigError: optimizer.lr=-1 is not allowed"})  # fmt: skip
-    make_run(sweep / "3_optimizer.lr=0.2", status="running", overrides=["optimizer.lr=0.2"], accs=(0.96,),
-             config=lr_config(0.2))  # fmt: skip
-    make_run(tmp_path / "outputs" / "2026-01-01" / "09-00-00", choices={"model": "lenet_subset"},
-             overrides=["model=lenet_subset"], accs=(0.94, 0.98), config=lr_config(0.1, "lenet_subset"))  # fmt: skip
+    make_run(
+        sweep / "2_optimizer.lr=-1",
+        status="failed",
+        overrides=["optimizer.lr=-1"],
+        accs=(),
+        config=lr_config(-1),
+        summary_extra={"error": "ConfigError: optimizer.lr=-1 is not allowed"},
+    )
+    make_run(
+        sweep / "3_optimizer.lr=0.2",
+        status="running",
+        overrides=["optimizer.lr=0.2"],
+        accs=(0.96,),
+        config=lr_config(0.2),
+    )
+    make_run(
+        tmp_path / "outputs" / "2026-01-01" / "09-00-00",
+        choices={"model": "lenet_subset"},
+        overrides=["model=lenet_subset"],
+        accs=(0.94, 0.98),
+        config=lr_config(0.1, "lenet_subset"),
+    )
     broken = make_run(tmp_path / "outputs" / "2026-01-01" / "09-30-00")
     (broken / "summary.json").write_text('{"status": "completed", "cho')  # half-written
     odd = make_run(tmp_path / "outputs" / "2026-01-01" / "09-50-00")
@@ -80,8 +123,19 @@ def test_table_lists_every_readable_run_with_the_differing_settings(runs, capsys
     code, out, err = cli([runs, "--format", "csv"], capsys)
     assert code == 0
     rows = parse_csv(out)
-    assert list(rows[0]) == ["run", "model", "optimizer.lr", "status", "params", "final_test_acc", "best_test_acc",
-                             "final_test_loss", "epochs", "wall_seconds", "folder"]  # fmt: skip
+    assert list(rows[0]) == [
+        "run",
+        "model",
+        "optimizer.lr",
+        "status",
+        "params",
+        "final_test_acc",
+        "best_test_acc",
+        "final_test_loss",
+        "epochs",
+        "wall_seconds",
+        "folder",
+    ]
     # sorted by best test accuracy, high to low; runs without metrics last
     assert [r["best_test_acc"] for r in rows] == ["0.98", "0.97", "0.96", "0.93", ""]
     by_run = {r["run"]: r for r in rows}
@@ -132,8 +186,18 @@ def test_sort_top_and_filter(runs, capsys):
 def test_table_md_and_json_formats(runs, capsys):
     _, out, _ = cli([runs], capsys)
     lines = out.splitlines()
-    assert lines[0].split() == ["run", "model", "optimizer.lr", "status", "params", "final_test_acc", "best_test_acc",
-                                "final_test_loss", "epochs", "wall_seconds"]  # fmt: skip
+    assert lines[0].split() == [
+        "run",
+        "model",
+        "optimizer.lr",
+        "status",
+        "params",
+        "final_test_acc",
+        "best_test_acc",
+        "final_test_loss",
+        "epochs",
+        "wall_seconds",
+    ]
     assert set(lines[1].replace(" ", "")) == {"-"}
     assert "0.9800" in lines[2] and "lenet_subset" in lines[2] and "12.5" in lines[2]
     assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
@@ -179,11 +243,14 @@ def test_bad_paths_and_empty_folders_are_clear_errors(tmp_path, capsys):
 
 
 def test_command_line_entry_does_not_import_torch(runs):
-    code = ("import sys; from mnist_runner import compare; rc = compare.main(sys.argv[1:]); "
-            "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")  # fmt: skip
+    code = (
+        "import sys; from mnist_runner import compare; rc = compare.main(sys.argv[1:]); "
+        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+    )
     result = subprocess.run([sys.executable, "-c", code, str(runs), "--top", "1"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "lenet_subset" in result.stdout
-    result = subprocess.run([sys.executable, "-m", "mnist_runner.compare", "--help"], capture_output=True, text=True,
-                            cwd=ROOT)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "mnist_runner.compare", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0 and "--all-columns" in result.stdout

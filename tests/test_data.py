@@ -5,8 +5,8 @@ import csv
 import numpy as np
 import pytest
 import torch
-
 from conftest import EMNIST_BALANCED_CLASSES, ROOT, compose_config, run_in_process, synthetic_digits
+
 from mnist_runner.data import DATASETS, DataError, load_data
 from mnist_runner.registry import ConfigError
 
@@ -23,13 +23,16 @@ def test_every_dataset_config_names_a_registry_entry():
     assert {compose_config(f"dataset={o}").dataset.name for o in options} == set(DATASETS.list())
 
 
-@pytest.mark.parametrize("option, classes, first, last", [
-    ("mnist", 10, "0", "9"),
-    ("fashion_mnist", 10, "T-shirt/top", "Ankle boot"),
-    ("kmnist", 10, "o", "wo"),
-    ("qmnist", 10, "0", "9"),
-    ("emnist", EMNIST_BALANCED_CLASSES, "0", "t"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "option, classes, first, last",
+    [
+        ("mnist", 10, "0", "9"),
+        ("fashion_mnist", 10, "T-shirt/top", "Ankle boot"),
+        ("kmnist", 10, "o", "wo"),
+        ("qmnist", 10, "0", "9"),
+        ("emnist", EMNIST_BALANCED_CLASSES, "0", "t"),
+    ],
+)
 def test_each_dataset_loads_from_torchvisions_raw_layout_with_class_names(all_data_root, option, classes, first, last):
     data = load(all_data_root, f"dataset={option}")
     assert (len(data.train), len(data.test)) == (200, 100)
@@ -42,7 +45,9 @@ def test_each_dataset_loads_from_torchvisions_raw_layout_with_class_names(all_da
 
 def test_emnist_split_is_an_option_and_a_missing_one_names_its_folder(all_data_root):
     assert compose_config("dataset=emnist").dataset.split == "balanced"
-    with pytest.raises(DataError, match=rf"emnist could not be loaded from {all_data_root}/EMNIST/raw .*dataset.root=PATH"):
+    with pytest.raises(
+        DataError, match=rf"emnist could not be loaded from {all_data_root}/EMNIST/raw .*dataset.root=PATH"
+    ):
         load(all_data_root, "dataset=emnist", "dataset.split=letters")
 
 
@@ -99,7 +104,10 @@ def test_per_class_takes_the_first_n_of_each_class_in_both_splits(data_root):
 
 
 def test_per_class_larger_than_a_class_is_a_clear_error(data_root):
-    with pytest.raises(ConfigError, match=r"dataset.per_class=50 is larger than class '0' has in the train split \(30\); choose at most 30"):
+    with pytest.raises(
+        ConfigError,
+        match=r"dataset.per_class=50 is larger than class '0' has in the train split \(30\); choose at most 30",
+    ):
         load(data_root, "dataset.per_class=50")
 
 
@@ -119,8 +127,9 @@ def test_val_fraction_holds_out_a_seeded_part_of_the_training_split(data_root):
 
 
 def test_val_fraction_adds_columns_and_the_best_validation_epoch(tmp_path, data_root):
-    summary = run_in_process(tmp_path, data_root, "dataset.val_fraction=0.2", "model=softmax", "trainer.epochs=3",
-                             "optimizer.lr=0.5")  # fmt: skip
+    summary = run_in_process(
+        tmp_path, data_root, "dataset.val_fraction=0.2", "model=softmax", "trainer.epochs=3", "optimizer.lr=0.5"
+    )
     with open(tmp_path / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0])[-2:] == ["val_loss", "val_acc"] and len(rows) == 3

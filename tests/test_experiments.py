@@ -4,38 +4,86 @@ settings (issue 3's table), with a comment naming its seed notebook and number."
 import re
 
 import pytest
-
 from conftest import ROOT, compose_config, run_in_process
 
 # preset -> the seed's setup: group choices, then keys
 PRESETS = {
-    "lr_4v9_logistic": (dict(model="logistic", dataset="mnist_4v9", loss="logistic", optimizer="sgd", scheduler="none"),
-                        {"optimizer.lr": 0.01, "trainer.batch_size": 64, "trainer.epochs": 20, "dataset.normalize": "none"}),
-    "lr_4v9_sum_of_squares": (dict(model="logistic", dataset="mnist_4v9", loss="sum_of_squares", optimizer="sgd"),
-                              {"optimizer.lr": 0.01, "trainer.batch_size": 64, "trainer.epochs": 10}),
-    "lenet5_full": (dict(model="lenet_full", dataset="mnist", loss="cross_entropy", optimizer="sgd"),
-                    {"optimizer.lr": 0.1, "trainer.batch_size": 100, "trainer.epochs": 10, "dataset.normalize": "none"}),
-    "lenet5_subset": (dict(model="lenet_subset", dataset="mnist", loss="cross_entropy", optimizer="sgd"),
-                      {"optimizer.lr": 0.1, "trainer.batch_size": 100, "trainer.epochs": 10}),
-    "mlp_bn3_600": (dict(model="mlp_bn3", dataset="mnist_600", loss="cross_entropy", optimizer="sgd"),
-                    {"optimizer.lr": 0.01, "optimizer.momentum": 0.9, "trainer.batch_size": 64, "trainer.epochs": 20,
-                     "dataset.per_class": 600}),
-    "mlp_bn4_600": (dict(model="mlp_bn4", dataset="mnist_600", loss="cross_entropy", optimizer="sgd"),
-                    {"optimizer.lr": 0.01, "optimizer.momentum": 0.9, "trainer.batch_size": 64, "trainer.epochs": 20}),
-    "cnn3_fashion": (dict(model="cnn3", dataset="fashion_mnist", loss="cross_entropy", optimizer="sgd"),
-                     {"optimizer.lr": 0.001, "optimizer.momentum": 0.9, "optimizer.weight_decay": 0.04,
-                      "trainer.batch_size": 64, "trainer.epochs": 1, "dataset.normalize": "fixed",
-                      "dataset.mean": 0.1307, "dataset.std": 0.3081}),
-    "mlp_128_normalized": (dict(model="mlp_128", dataset="mnist", loss="cross_entropy", optimizer="sgd", scheduler="none"),
-                           {"optimizer.lr": 0.01, "optimizer.momentum": 0.0, "trainer.batch_size": 64,
-                            "trainer.epochs": 10, "seed": 1234, "dataset.normalize": "auto"}),
-    "cnn_10_20_normalized": (dict(model="cnn_10_20", dataset="mnist", loss="cross_entropy", optimizer="sgd", scheduler="none"),
-                             {"optimizer.lr": 0.01, "trainer.batch_size": 64, "trainer.epochs": 10, "seed": 1234,
-                              "dataset.normalize": "auto"}),
-}  # fmt: skip
-SEED_NUMBERS = {"lr_4v9_logistic": "95.93%", "lr_4v9_sum_of_squares": "54.75%", "lenet5_full": "98.30%",
-                "lenet5_subset": "98.59%", "cnn3_fashion": "87%", "mlp_128_normalized": "96.4%",
-                "cnn_10_20_normalized": "98.46%", "mlp_bn3_600": "no accuracy", "mlp_bn4_600": "no accuracy"}  # fmt: skip
+    "lr_4v9_logistic": (
+        dict(model="logistic", dataset="mnist_4v9", loss="logistic", optimizer="sgd", scheduler="none"),
+        {"optimizer.lr": 0.01, "trainer.batch_size": 64, "trainer.epochs": 20, "dataset.normalize": "none"},
+    ),
+    "lr_4v9_sum_of_squares": (
+        dict(model="logistic", dataset="mnist_4v9", loss="sum_of_squares", optimizer="sgd"),
+        {"optimizer.lr": 0.01, "trainer.batch_size": 64, "trainer.epochs": 10},
+    ),
+    "lenet5_full": (
+        dict(model="lenet_full", dataset="mnist", loss="cross_entropy", optimizer="sgd"),
+        {"optimizer.lr": 0.1, "trainer.batch_size": 100, "trainer.epochs": 10, "dataset.normalize": "none"},
+    ),
+    "lenet5_subset": (
+        dict(model="lenet_subset", dataset="mnist", loss="cross_entropy", optimizer="sgd"),
+        {"optimizer.lr": 0.1, "trainer.batch_size": 100, "trainer.epochs": 10},
+    ),
+    "mlp_bn3_600": (
+        dict(model="mlp_bn3", dataset="mnist_600", loss="cross_entropy", optimizer="sgd"),
+        {
+            "optimizer.lr": 0.01,
+            "optimizer.momentum": 0.9,
+            "trainer.batch_size": 64,
+            "trainer.epochs": 20,
+            "dataset.per_class": 600,
+        },
+    ),
+    "mlp_bn4_600": (
+        dict(model="mlp_bn4", dataset="mnist_600", loss="cross_entropy", optimizer="sgd"),
+        {"optimizer.lr": 0.01, "optimizer.momentum": 0.9, "trainer.batch_size": 64, "trainer.epochs": 20},
+    ),
+    "cnn3_fashion": (
+        dict(model="cnn3", dataset="fashion_mnist", loss="cross_entropy", optimizer="sgd"),
+        {
+            "optimizer.lr": 0.001,
+            "optimizer.momentum": 0.9,
+            "optimizer.weight_decay": 0.04,
+            "trainer.batch_size": 64,
+            "trainer.epochs": 1,
+            "dataset.normalize": "fixed",
+            "dataset.mean": 0.1307,
+            "dataset.std": 0.3081,
+        },
+    ),
+    "mlp_128_normalized": (
+        dict(model="mlp_128", dataset="mnist", loss="cross_entropy", optimizer="sgd", scheduler="none"),
+        {
+            "optimizer.lr": 0.01,
+            "optimizer.momentum": 0.0,
+            "trainer.batch_size": 64,
+            "trainer.epochs": 10,
+            "seed": 1234,
+            "dataset.normalize": "auto",
+        },
+    ),
+    "cnn_10_20_normalized": (
+        dict(model="cnn_10_20", dataset="mnist", loss="cross_entropy", optimizer="sgd", scheduler="none"),
+        {
+            "optimizer.lr": 0.01,
+            "trainer.batch_size": 64,
+            "trainer.epochs": 10,
+            "seed": 1234,
+            "dataset.normalize": "auto",
+        },
+    ),
+}
+SEED_NUMBERS = {
+    "lr_4v9_logistic": "95.93%",
+    "lr_4v9_sum_of_squares": "54.75%",
+    "lenet5_full": "98.30%",
+    "lenet5_subset": "98.59%",
+    "cnn3_fashion": "87%",
+    "mlp_128_normalized": "96.4%",
+    "cnn_10_20_normalized": "98.46%",
+    "mlp_bn3_600": "no accuracy",
+    "mlp_bn4_600": "no accuracy",
+}
 
 
 def options(group: str) -> list[str]:

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import ROOT, compose_config, run_in_process
 from torch.nn import functional as F
 
-from conftest import ROOT, compose_config, run_in_process
 from mnist_runner.losses import LOSSES, build_loss, check_fit, logistic_loss, sum_of_squares_loss
 from mnist_runner.registry import ConfigError
 
@@ -19,8 +19,13 @@ def test_every_loss_config_builds_its_registry_entry():
 
 def test_sum_of_squares_reproduces_the_five_values_seed_000_prints():
     # The seed's own calls, with its broadcasting shapes: ([1e6, 1], [-1]) scores two outputs against one label.
-    calls = [([1000000, 1], [-1]), ([-1000000], [-1]), ([1000000], [1]), ([-1000000], [1]),
-             ([1000000, -100000], [1, -1])]  # fmt: skip
+    calls = [
+        ([1000000, 1], [-1]),
+        ([-1000000], [-1]),
+        ([1000000], [1]),
+        ([-1000000], [1]),
+        ([1000000, -100000], [1, -1]),
+    ]
     values = [sum_of_squares_loss(torch.as_tensor(z), torch.as_tensor(y)).item() for z, y in calls]
     assert [round(v, 4) for v in values] == [1.5344, 0.0, 0.0, 2.0, 0.0]
 
@@ -81,18 +86,24 @@ class FakeData:
 NAMES = {"loss": "logistic", "dataset": "mnist_4v9", "model": "logistic"}
 
 
-@pytest.mark.parametrize("num_classes, labels, model, got", [
-    (10, "pm1", "logistic", r"dataset=mnist_4v9 \(10 classes, binary_labels=pm1\) and model=logistic \(1 output\)"),
-    (2, "01", "logistic", r"dataset=mnist_4v9 \(2 classes, binary_labels=01\) and model=logistic \(1 output\)"),
-    (2, "pm1", "softmax", r"dataset=mnist_4v9 \(2 classes, binary_labels=pm1\) and model=softmax \(2 outputs\)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "num_classes, labels, model, got",
+    [
+        (10, "pm1", "logistic", r"dataset=mnist_4v9 \(10 classes, binary_labels=pm1\) and model=logistic \(1 output\)"),
+        (2, "01", "logistic", r"dataset=mnist_4v9 \(2 classes, binary_labels=01\) and model=logistic \(1 output\)"),
+        (2, "pm1", "softmax", r"dataset=mnist_4v9 \(2 classes, binary_labels=pm1\) and model=softmax \(2 outputs\)"),
+    ],
+)
 def test_a_binary_loss_that_does_not_fit_names_loss_dataset_and_model(num_classes, labels, model, got):
     from mnist_runner.models import MODELS
 
     net = MODELS.get(model)((1, 28, 28), num_classes)
     loss = build_loss(compose_config("loss=logistic").loss)
-    with pytest.raises(ConfigError, match=r"loss=logistic is a binary loss: it needs a two-class dataset "
-                                          r"with binary_labels=pm1 .* and a one-output model .*; got " + got):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"loss=logistic is a binary loss: it needs a two-class dataset "
+        r"with binary_labels=pm1 .* and a one-output model .*; got " + got,
+    ):
         check_fit(loss, {**NAMES, "model": model}, net, FakeData(num_classes, labels))
     check_fit(loss, NAMES, MODELS.get("logistic")((1, 28, 28), 2), FakeData(2))  # the fitting choice passes
 
@@ -101,8 +112,11 @@ def test_cross_entropy_needs_one_output_per_class():
     from mnist_runner.models import MODELS
 
     loss = build_loss(compose_config("loss=cross_entropy").loss)
-    with pytest.raises(ConfigError, match=r"loss=cross_entropy needs a model with one output per class \(2\); "
-                                          r"got dataset=mnist_4v9 .* model=logistic \(1 output\)"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"loss=cross_entropy needs a model with one output per class \(2\); "
+        r"got dataset=mnist_4v9 .* model=logistic \(1 output\)",
+    ):
         check_fit(loss, {**NAMES, "loss": "cross_entropy"}, MODELS.get("logistic")((1, 28, 28), 2), FakeData(2))
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from conftest import ROOT, compose_config
 from torch import nn
 
-from conftest import ROOT, compose_config
 from mnist_runner.models import MODELS, build_model, count_parameters
 from mnist_runner.registry import ConfigError
 
@@ -66,30 +66,57 @@ def layer_types(model: nn.Module) -> list[str]:
 
 def test_mlp_presets_have_the_seeds_layers():
     assert layer_types(build("mlp_128")) == ["Flatten", "Linear", "ReLU", "Linear"]
-    assert layer_types(build("mlp_bn3")) == [
-        "Flatten", "Linear", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]  # fmt: skip
+    assert layer_types(build("mlp_bn3")) == ["Flatten", "Linear", "ReLU", "Linear", "BatchNorm1d", "ReLU", "Linear"]
     assert layer_types(build("mlp_bn4")) == [
-        "Flatten", "Linear", "ReLU", "Linear", "BatchNorm1d", "ReLU",
-        "Linear", "BatchNorm1d", "ReLU", "Linear"]  # fmt: skip
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Linear",
+        "BatchNorm1d",
+        "ReLU",
+        "Linear",
+    ]
 
 
 def test_mlp_options():
-    model = build("mlp", (1, 28, 28), 10, "model.hidden=[32,16]", "model.activation=tanh",
-                  "model.batch_norm=all", "model.dropout=0.2")  # fmt: skip
+    model = build(
+        "mlp",
+        (1, 28, 28),
+        10,
+        "model.hidden=[32,16]",
+        "model.activation=tanh",
+        "model.batch_norm=all",
+        "model.dropout=0.2",
+    )
     assert layer_types(model) == [
-        "Flatten", "Linear", "BatchNorm1d", "Tanh", "Dropout",
-        "Linear", "BatchNorm1d", "Tanh", "Dropout", "Linear"]  # fmt: skip
+        "Flatten",
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Dropout",
+        "Linear",
+        "BatchNorm1d",
+        "Tanh",
+        "Dropout",
+        "Linear",
+    ]
     model = build("mlp", (1, 28, 28), 10, "model.hidden=[8,8]", "model.batch_norm=[true,false]")
     assert layer_types(model) == ["Flatten", "Linear", "BatchNorm1d", "ReLU", "Linear", "ReLU", "Linear"]
 
 
-@pytest.mark.parametrize("override, message", [
-    ("model.activation=gelu", "model.activation='gelu' is not allowed; choose one of: relu, tanh"),
-    ("model.batch_norm=some", "model.batch_norm='some' is not allowed; choose one of: none, all, after_first"),
-    ("model.batch_norm=[true]", r"model.batch_norm=\[True\] must be one boolean per hidden layer \(2\)"),
-    ("model.dropout=1.5", r"model.dropout=1.5 must be in \[0, 1\)"),
-    ("model.hidden=[]", r"model.hidden=\[\] must be a non-empty list"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("model.activation=gelu", "model.activation='gelu' is not allowed; choose one of: relu, tanh"),
+        ("model.batch_norm=some", "model.batch_norm='some' is not allowed; choose one of: none, all, after_first"),
+        ("model.batch_norm=[true]", r"model.batch_norm=\[True\] must be one boolean per hidden layer \(2\)"),
+        ("model.dropout=1.5", r"model.dropout=1.5 must be in \[0, 1\)"),
+        ("model.hidden=[]", r"model.hidden=\[\] must be a non-empty list"),
+    ],
+)
 def test_mlp_rejects_bad_options(override, message):
     with pytest.raises(ConfigError, match=message):
         build("mlp_bn3", (1, 28, 28), 10, override)
@@ -116,7 +143,16 @@ def test_cnn3_and_vgg11_structure():
     assert cnn3.count("BatchNorm2d") == 4 and cnn3[-2:] == ["Dropout", "Linear"]
     assert [m.p for m in build("cnn3").modules() if isinstance(m, nn.Dropout)] == [0.05]
     vgg = build("vgg11", (1, 28, 28), 10, "model.width=0")
-    assert [m.out_channels for m in vgg.modules() if isinstance(m, nn.Conv2d)] == [64, 128, 256, 256, 512, 512, 512, 512]
+    assert [m.out_channels for m in vgg.modules() if isinstance(m, nn.Conv2d)] == [
+        64,
+        128,
+        256,
+        256,
+        512,
+        512,
+        512,
+        512,
+    ]
     assert layer_types(vgg).count("MaxPool2d") == 5 and layer_types(vgg)[0] == "ZeroPad2d"
     assert count_parameters(vgg)["total"] == 9_224_832 + 5_130
     assert build("vgg11", (1, 28, 28), 10, "model.width=64").eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
@@ -125,7 +161,9 @@ def test_cnn3_and_vgg11_structure():
 @pytest.mark.parametrize("option", ["lenet_full", "cnn_small", "cnn2", "cnn3", "cnn_10_20", "vgg11"])
 def test_models_reject_inputs_they_cannot_take(option):
     name = compose_config(f"model={option}").model.name
-    with pytest.raises(ConfigError, match=rf"model={name} takes inputs of shape \(1, 28, 28\) but the dataset gives \(3, 32, 32\)"):
+    with pytest.raises(
+        ConfigError, match=rf"model={name} takes inputs of shape \(1, 28, 28\) but the dataset gives \(3, 32, 32\)"
+    ):
         build(option, (3, 32, 32), 10)
 
 

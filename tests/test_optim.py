@@ -4,12 +4,17 @@ import csv
 
 import pytest
 import torch
-
 from conftest import ROOT, compose_config, run_in_process
+
 from mnist_runner.optim import OPTIMIZERS, SCHEDULERS, build_optimizer, build_scheduler
 
-OPTIMIZER_CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-                     "adadelta": torch.optim.Adadelta, "rmsprop": torch.optim.RMSprop}  # fmt: skip
+OPTIMIZER_CLASSES = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adadelta": torch.optim.Adadelta,
+    "rmsprop": torch.optim.RMSprop,
+}
 
 
 def options(group: str) -> list[str]:
@@ -39,21 +44,34 @@ def lrs(tmp_path, data_root, *overrides) -> list[float]:
         return [float(r["lr"]) for r in csv.DictReader(f)]
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (["scheduler=none", "trainer.epochs=3"], [0.1, 0.1, 0.1]),
-    (["scheduler=step", "scheduler.step_size=2", "scheduler.gamma=0.1", "trainer.epochs=5"],
-     [0.1, 0.1, 0.01, 0.01, 0.001]),
-    (["scheduler=exponential", "scheduler.gamma=0.5", "trainer.epochs=3"], [0.1, 0.05, 0.025]),
-    (["scheduler=cosine", "scheduler.eta_min=0.0", "trainer.epochs=4"], [0.1, 0.0853553, 0.05, 0.0146447]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (["scheduler=none", "trainer.epochs=3"], [0.1, 0.1, 0.1]),
+        (
+            ["scheduler=step", "scheduler.step_size=2", "scheduler.gamma=0.1", "trainer.epochs=5"],
+            [0.1, 0.1, 0.01, 0.01, 0.001],
+        ),
+        (["scheduler=exponential", "scheduler.gamma=0.5", "trainer.epochs=3"], [0.1, 0.05, 0.025]),
+        (["scheduler=cosine", "scheduler.eta_min=0.0", "trainer.epochs=4"], [0.1, 0.0853553, 0.05, 0.0146447]),
+    ],
+)
 def test_the_lr_of_each_epoch_is_in_metrics_csv(tmp_path, data_root, overrides, expected):
     assert lrs(tmp_path, data_root, *overrides) == pytest.approx(expected, rel=1e-5)
 
 
 def test_onecycle_steps_every_batch_over_exactly_the_whole_run(tmp_path, data_root):
     # 300 fixture examples, batch 64: 5 steps per epoch, 15 in all; OneCycleLR raises if stepped more.
-    got = lrs(tmp_path, data_root, "scheduler=onecycle", "scheduler.max_lr=0.4", "scheduler.pct_start=0.5",
-              "scheduler.anneal_strategy=linear", "trainer.epochs=3", "trainer.batch_size=64")  # fmt: skip
+    got = lrs(
+        tmp_path,
+        data_root,
+        "scheduler=onecycle",
+        "scheduler.max_lr=0.4",
+        "scheduler.pct_start=0.5",
+        "scheduler.anneal_strategy=linear",
+        "trainer.epochs=3",
+        "trainer.batch_size=64",
+    )
     start, end = 0.4 / 25, 0.4 / 25 / 1e4  # max_lr / div_factor, then / final_div_factor
     # torch's phases: warm-up over steps 0..6.5 (pct_start * 15 - 1), annealing over 6.5..14.
     assert got[0] == pytest.approx(start, rel=1e-5)  # epoch 1 starts at max_lr / div_factor

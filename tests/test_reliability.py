@@ -17,19 +17,33 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_folders
 from omegaconf import OmegaConf
 
-from conftest import run_folders
-
 # 3 epochs of 30 steps; momentum and a step schedule, so optimizer and scheduler state matter.
-ARGS = ["trainer.epochs=3", "trainer.batch_size=10", "trainer.log_interval=5", "seed=3", "optimizer.momentum=0.5",
-        "scheduler=step", "scheduler.step_size=1", "scheduler.gamma=0.7"]  # fmt: skip
+ARGS = [
+    "trainer.epochs=3",
+    "trainer.batch_size=10",
+    "trainer.log_interval=5",
+    "seed=3",
+    "optimizer.momentum=0.5",
+    "scheduler=step",
+    "scheduler.step_size=1",
+    "scheduler.gamma=0.7",
+]
 
 
 def start(cwd: Path, data_root: Path, *args: str, plots: bool = False) -> subprocess.Popen:
     cwd.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "mnist_runner", "device=cpu", "trainer.progress=false",
-               f"report.plots={str(plots).lower()}", *args]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_runner",
+        "device=cpu",
+        "trainer.progress=false",
+        f"report.plots={str(plots).lower()}",
+        *args,
+    ]
     env = {**os.environ, "MNIST_RUNNER_DATA": str(data_root)}
     return subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -144,12 +158,25 @@ def test_restore_puts_every_generator_back(tmp_path):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     generator = torch.Generator().manual_seed(5)
     random.seed(1), np.random.seed(2), torch.manual_seed(3), np.random.standard_normal()  # a cached gaussian
-    save_checkpoint(tmp_path, epoch=4, step=40, rows=[{"epoch": 1, "test_acc": 0.5}], model=model,
-                    optimizer=optimizer, generator=generator)  # fmt: skip
+    save_checkpoint(
+        tmp_path,
+        epoch=4,
+        step=40,
+        rows=[{"epoch": 1, "test_acc": 0.5}],
+        model=model,
+        optimizer=optimizer,
+        generator=generator,
+    )
 
     def draws():
-        return (random.random(), random.gauss(0, 1), np.random.standard_normal(), np.random.rand(),
-                torch.rand(2).tolist(), torch.randperm(9, generator=generator).tolist())  # fmt: skip
+        return (
+            random.random(),
+            random.gauss(0, 1),
+            np.random.standard_normal(),
+            np.random.rand(),
+            torch.rand(2).tolist(),
+            torch.randperm(9, generator=generator).tolist(),
+        )
 
     expected = draws()
     state = load_checkpoint(tmp_path, epochs=4)  # weights_only=True inside

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_folders
 
 PLOTS = ["loss.png", "accuracy.png", "samples.png", "predictions.png", "misclassified.png", "confusion_matrix.png"]
@@ -91,8 +90,10 @@ def test_plots_of_a_long_class_list_and_a_many_run_overlay(tmp_path):
     rng = np.random.default_rng(0)
     names = [f"class_{i}" for i in range(47)]
     plots.plot_confusion(rng.integers(0, 50, size=(47, 47)), names, tmp_path / "cm.png", "emnist")
-    runs = [(f"optimizer.lr={lr:.3g}", [{"epoch": e, "test_acc": 0.9 + e * lr, "test_loss": 1 / e} for e in (1, 2, 3)])
-            for lr in np.linspace(0.001, 0.01, 15)]  # fmt: skip
+    runs = [
+        (f"optimizer.lr={lr:.3g}", [{"epoch": e, "test_acc": 0.9 + e * lr, "test_loss": 1 / e} for e in (1, 2, 3)])
+        for lr in np.linspace(0.001, 0.01, 15)
+    ]
     plots.plot_overlay(runs, tmp_path / "overlay.png", "15 runs", versus=("optimizer.lr", [(0.001, 0.9), (0.01, 0.95)]))
     for name in ("cm.png", "overlay.png"):
         assert read_png(tmp_path / name).std() > 10

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 import torch
+from conftest import REAL_DATA, ROOT, run_folders
 from hydra import compose, initialize_config_dir
 
-from conftest import REAL_DATA, ROOT, run_folders
 from mnist_runner.config import config_dir
 from mnist_runner.models import MODELS, build_model, count_parameters
 from mnist_runner.models.lenet import C3_TABLE, SparseConv2d
@@ -83,8 +83,12 @@ def test_subset_c3_equals_the_seeds_separate_convolutions_and_grads_reach_stored
     x = torch.randn(4, 6, 14, 14)
     dense = conv.dense_weight().detach()
     reference = torch.cat(
-        [torch.nn.functional.conv2d(x[:, ins], dense[o : o + 1, ins], conv.bias[o : o + 1].detach())
-         for o, ins in enumerate(C3_TABLE)], dim=1)  # fmt: skip
+        [
+            torch.nn.functional.conv2d(x[:, ins], dense[o : o + 1, ins], conv.bias[o : o + 1].detach())
+            for o, ins in enumerate(C3_TABLE)
+        ],
+        dim=1,
+    )
     out = conv(x)
     assert torch.allclose(out, reference, atol=1e-5)
     out.square().sum().backward()
@@ -104,8 +108,16 @@ def test_cli_writes_every_documented_output(run_cli, tmp_path):
     assert result.returncode == 0, result.stderr
     (run,) = run_folders(tmp_path / "outputs")
     assert run.parent.parent.name == "outputs" and len(run.parent.name) == 10  # outputs/YYYY-MM-DD/HH-MM-SS
-    for name in [".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.csv", "summary.json",
-                 "model_summary.txt", "plots/loss.png", "plots/accuracy.png", "model.pt"]:  # fmt: skip
+    for name in [
+        ".hydra/config.yaml",
+        ".hydra/overrides.yaml",
+        "metrics.csv",
+        "summary.json",
+        "model_summary.txt",
+        "plots/loss.png",
+        "plots/accuracy.png",
+        "model.pt",
+    ]:
         assert (run / name).is_file(), name
 
     with open(run / "metrics.csv") as f:
@@ -133,8 +145,15 @@ def test_cli_writes_every_documented_output(run_cli, tmp_path):
 
 def test_two_runs_in_the_same_second_get_their_own_folders(tmp_path, data_root):
     env = {**os.environ, "MNIST_RUNNER_DATA": str(data_root)}
-    args = [sys.executable, "-m", "mnist_runner", "device=cpu", "trainer.epochs=1",
-            "trainer.progress=false", "hydra.run.dir=${unique_dir:outputs/same}"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "mnist_runner",
+        "device=cpu",
+        "trainer.epochs=1",
+        "trainer.progress=false",
+        "hydra.run.dir=${unique_dir:outputs/same}",
+    ]
     procs = [subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL) for _ in range(2)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     assert [p.name for p in run_folders(tmp_path / "outputs")] == ["same", "same-1"]
@@ -156,8 +175,10 @@ def test_unavailable_device_is_a_clear_error(run_cli):
 
 
 def test_help_and_cfg_job_do_not_import_torch(tmp_path):
-    code = ("import sys; sys.argv=['mnist-runner','--cfg','job']; from mnist_runner.train import main\n"
-            "try: main()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch imported'")  # fmt: skip
+    code = (
+        "import sys; sys.argv=['mnist-runner','--cfg','job']; from mnist_runner.train import main\n"
+        "try: main()\nexcept SystemExit: pass\nassert 'torch' not in sys.modules, 'torch imported'"
+    )
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "name: lenet_full" in result.stdout
@@ -168,21 +189,26 @@ def test_wheel_ships_the_configs(tmp_path):
     dist, target = tmp_path / "dist", tmp_path / "site"
     build = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(ROOT)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert build.returncode == 0, build.stderr
     (wheel,) = dist.glob("mnist_runner-*.whl")
     install = subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert install.returncode == 0, install.stderr
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "mnist_runner", "--cfg", "job", "model=lenet_subset"],
-        cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(target)}, capture_output=True, text=True,
-    )  # fmt: skip
+        cwd=elsewhere,
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "name: lenet_subset" in result.stdout
     assert (target / "mnist_runner" / "conf" / "config.yaml").is_file()

@@ -11,10 +11,10 @@ import torch
 from conftest import ROOT, compose_config, run_cli_in_process, run_in_process
 
 from mnist_runner.data import load_data
+from mnist_runner.loops import Diverged, HostReader, evaluate, train_one_epoch
 from mnist_runner.losses import build_loss
 from mnist_runner.models import build_model
 from mnist_runner.speed import Speed, _cpp_compiler
-from mnist_runner.loops import Diverged, HostReader, evaluate, train_one_epoch
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -53,10 +53,17 @@ def test_default_speed_settings_are_recorded_and_applied(tmp_path, data_root):
 
 
 def test_threads_and_channels_last_change_speed_not_results(tmp_path, data_root):
-    base = run_in_process(tmp_path / "a", data_root, "trainer.epochs=2", "report.plots=false",
-                          "trainer.channels_last=false")  # fmt: skip
-    other = run_in_process(tmp_path / "b", data_root, "trainer.epochs=2", "report.plots=false",
-                           "trainer.threads=2", "trainer.channels_last=true")  # fmt: skip
+    base = run_in_process(
+        tmp_path / "a", data_root, "trainer.epochs=2", "report.plots=false", "trainer.channels_last=false"
+    )
+    other = run_in_process(
+        tmp_path / "b",
+        data_root,
+        "trainer.epochs=2",
+        "report.plots=false",
+        "trainer.threads=2",
+        "trainer.channels_last=true",
+    )
     assert base["status"] == other["status"] == "completed"
     assert (base["speed"]["threads"], base["speed"]["channels_last"]) == (1, False)
     assert (other["speed"]["threads"], other["speed"]["channels_last"]) == (2, True)
@@ -82,7 +89,10 @@ def test_compile_trains_the_same_model_and_saves_plain_weights(tmp_path, data_ro
         ("trainer.amp=true", "trainer.amp=true is bf16 autocast on CUDA, and this run's device is cpu"),
         ("trainer.threads=0", "trainer.threads=0 is not allowed; it must be an integer >= 1"),
         ("trainer.threads=two", "trainer.threads='two' is not allowed"),
-        ("trainer.compile=maybe", "trainer.compile='maybe' is not allowed; it must be true, false or a torch.compile mode"),
+        (
+            "trainer.compile=maybe",
+            "trainer.compile='maybe' is not allowed; it must be true, false or a torch.compile mode",
+        ),
         ("trainer.channels_last=1", "trainer.channels_last=1 is not allowed; it must be true or false"),
     ],
 )
@@ -109,8 +119,9 @@ def test_autocast_path_trains_and_evaluates_on_the_cpu(data_root):
     before = [p.detach().clone() for p in model.parameters()]
     x = data.prepare(data.test.images[:4])
     assert forward(x).dtype == torch.float32  # logits come back as float32 for the loss
-    stats = train_one_epoch(forward, data, loss_fn, optimizer, batch_size=50,
-                            generator=torch.Generator().manual_seed(0), log_interval=2)  # fmt: skip
+    stats = train_one_epoch(
+        forward, data, loss_fn, optimizer, batch_size=50, generator=torch.Generator().manual_seed(0), log_interval=2
+    )
     assert math.isfinite(stats.loss) and 0 <= stats.acc <= 1
     assert [s for s, _ in stats.steps] == [2, 4, 6]
     assert all(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the plain model learned
@@ -140,7 +151,7 @@ def test_host_reader_never_waits_mid_epoch_and_reads_in_order():
     first.done = True
     assert list(reader.ready()) == [(10, 1.5)]
     assert list(reader.ready()) == []
-    (step, value), = reader.ready(wait=True)  # epoch end: wait for the rest
+    ((step, value),) = reader.ready(wait=True)  # epoch end: wait for the rest
     assert step == 20 and math.isnan(value) and second.waited and not reader.pending
     reader.push(30, torch.tensor(2.0))  # on the CPU a pushed loss is readable at once
     assert list(reader.ready()) == [(30, 2.0)]
@@ -161,8 +172,16 @@ def test_a_nan_loss_stops_training_at_its_step(data_root):
             return loss_fn.correct(logits, labels)
 
     with pytest.raises(Diverged) as caught:
-        train_one_epoch(model, data, NaNAtStep3(), optimizer, batch_size=50,
-                        generator=torch.Generator().manual_seed(0), log_interval=100, first_step=40)  # fmt: skip
+        train_one_epoch(
+            model,
+            data,
+            NaNAtStep3(),
+            optimizer,
+            batch_size=50,
+            generator=torch.Generator().manual_seed(0),
+            log_interval=100,
+            first_step=40,
+        )
     assert caught.value.step == 43 and math.isnan(caught.value.loss)
 
 
@@ -175,10 +194,33 @@ def load_benchmark():
 
 def test_benchmark_runs_end_to_end_and_writes_its_table(tmp_path, data_root):
     out = tmp_path / "BENCHMARKS.md"
-    out.write_text("# Benchmarks\n\nhand-written intro\n\n<!-- benchmark:begin -->\nold\n<!-- benchmark:end -->\n\nafter\n")
-    argv = ["--data-root", str(data_root), "--models", "lenet_full,no_such_model", "--repeats", "1",
-            "--steps", "4", "--warmup", "1", "--runner-epochs", "2", "--startup-repeats", "1",
-            "--full-run-epochs", "1", "--device", "cpu", "--set", "report.plots=false", "--out", str(out)]  # fmt: skip
+    out.write_text(
+        "# Benchmarks\n\nhand-written intro\n\n<!-- benchmark:begin -->\nold\n<!-- benchmark:end -->\n\nafter\n"
+    )
+    argv = [
+        "--data-root",
+        str(data_root),
+        "--models",
+        "lenet_full,no_such_model",
+        "--repeats",
+        "1",
+        "--steps",
+        "4",
+        "--warmup",
+        "1",
+        "--runner-epochs",
+        "2",
+        "--startup-repeats",
+        "1",
+        "--full-run-epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--set",
+        "report.plots=false",
+        "--out",
+        str(out),
+    ]
     default_threads = torch.get_num_threads()  # what the seed loop runs with (then the runner's 1)
     assert load_benchmark().main(argv) == 0
     text = out.read_text()
@@ -214,8 +256,14 @@ def test_cuda_epochs_with_speed_options(tmp_path, data_root, extra):
 
     from mnist_runner.run import run
 
-    cfg = compose_config(f"dataset.root={data_root}", "device=cuda", "trainer.progress=false",
-                         "trainer.epochs=2", "report.plots=false", *extra)  # fmt: skip
+    cfg = compose_config(
+        f"dataset.root={data_root}",
+        "device=cuda",
+        "trainer.progress=false",
+        "trainer.epochs=2",
+        "report.plots=false",
+        *extra,
+    )
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     run(cfg, tmp_path / "run", choices, list(extra))
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -237,15 +285,29 @@ def test_cuda_step_loop_syncs_per_epoch_not_per_step(data_root):
         model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
         loss_fn = build_loss(cfg.loss).to(device)
-        train_one_epoch(model, data, loss_fn, optimizer, batch_size=batch_size,
-                        generator=torch.Generator().manual_seed(0), log_interval=1)  # warm-up  # fmt: skip
+        train_one_epoch(
+            model,
+            data,
+            loss_fn,
+            optimizer,
+            batch_size=batch_size,
+            generator=torch.Generator().manual_seed(0),
+            log_interval=1,
+        )  # warm-up
         torch.cuda.synchronize()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.cuda.set_sync_debug_mode("warn")
             try:
-                stats = train_one_epoch(model, data, loss_fn, optimizer, batch_size=batch_size,
-                                        generator=torch.Generator().manual_seed(1), log_interval=1)  # fmt: skip
+                stats = train_one_epoch(
+                    model,
+                    data,
+                    loss_fn,
+                    optimizer,
+                    batch_size=batch_size,
+                    generator=torch.Generator().manual_seed(1),
+                    log_interval=1,
+                )
             finally:
                 torch.cuda.set_sync_debug_mode("default")
         assert len(stats.steps) == -(-len(data.train) // batch_size)  # every step's loss was read

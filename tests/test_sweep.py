@@ -5,8 +5,8 @@ import json
 
 import pytest
 import yaml
-
 from conftest import run_folders
+
 from mnist_runner.config import path_safe
 
 QUICK = ["trainer.epochs=1", "report.plots=false"]  # per-run plots are tested in test_report.py
@@ -62,8 +62,9 @@ def test_a_failing_job_is_recorded_the_others_run_and_the_sweep_exits_non_zero(r
 
 def test_parallel_sweep_with_joblib(run_cli, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    result = run_cli("hydra.mode=MULTIRUN", *QUICK, "optimizer.lr=0.05,0.1", "hydra/launcher=joblib",
-                     "hydra.launcher.n_jobs=2")  # fmt: skip
+    result = run_cli(
+        "hydra.mode=MULTIRUN", *QUICK, "optimizer.lr=0.05,0.1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"
+    )
     assert result.returncode == 0, result.stderr
     folder = sweep_folder(tmp_path)
     assert "n_jobs=2" in result.stdout  # the joblib launcher ran them
@@ -75,8 +76,13 @@ def test_parallel_sweep_with_joblib(run_cli, tmp_path):
 
 def test_sweep_with_submitit_local(run_cli, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    result = run_cli("hydra.mode=MULTIRUN", *QUICK, "model=lenet_full,lenet_subset", "hydra/launcher=submitit_local",
-                     "hydra.launcher.timeout_min=5")  # fmt: skip
+    result = run_cli(
+        "hydra.mode=MULTIRUN",
+        *QUICK,
+        "model=lenet_full,lenet_subset",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=5",
+    )
     assert result.returncode == 0, result.stderr
     folder = sweep_folder(tmp_path)
     assert (folder / ".submitit").is_dir()  # submitit ran them
@@ -118,12 +124,14 @@ def test_summary_counts_a_killed_job_as_failed(tmp_path):
         job.mkdir()
         summary = {"status": status, "choices": {"model": "lenet_full"}, "overrides": [name.split("_", 1)[1]]}
         (job / "summary.json").write_text(json.dumps(summary))
-        (job / "metrics.csv").write_text("epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds\n"
-                                         "1,0.5,0.8,0.4,0.9,0.1,1.0\n")  # fmt: skip
+        (job / "metrics.csv").write_text(
+            "epoch,train_loss,train_acc,test_loss,test_acc,lr,epoch_seconds\n1,0.5,0.8,0.4,0.9,0.1,1.0\n"
+        )
     failed = write_summary(tmp_path)
     assert [r.name for r in failed] == ["1_optimizer.lr=0.2"]
-    assert "- `1_optimizer.lr=0.2` (running): the job ended without recording an end" in (
-        tmp_path / "sweep_summary.md"
-    ).read_text()
+    assert (
+        "- `1_optimizer.lr=0.2` (running): the job ended without recording an end"
+        in (tmp_path / "sweep_summary.md").read_text()
+    )
     assert [r["status"] for r in summary_rows(tmp_path)] == ["completed", "running"]
     assert_png(tmp_path / "sweep.png", width=1800)

@@ -5,9 +5,7 @@ Every model returns raw scores (logits); losses apply softmax/sigmoid themselves
 
 from torch import nn
 
-from ..registry import ConfigError, Registry
-
-MODELS: Registry = Registry("model")
+from ..registry import MODELS, ConfigError
 
 
 def build_model(cfg, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:

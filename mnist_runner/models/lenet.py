@@ -31,9 +31,7 @@ class SparseConv2d(nn.Module):
         super().__init__()
         self.in_channels, self.out_channels, self.kernel_size = in_channels, len(table), kernel_size
         pairs = [(o, i) for o, inputs in enumerate(table) for i in inputs]
-        self.register_buffer(
-            "pair_index", torch.tensor([o * in_channels + i for o, i in pairs]), persistent=False
-        )
+        self.register_buffer("pair_index", torch.tensor([o * in_channels + i for o, i in pairs]), persistent=False)
         self.weight = nn.Parameter(torch.empty(len(pairs), kernel_size, kernel_size))
         self.bias = nn.Parameter(torch.empty(len(table)))
         # Same init as the seeds' separate nn.Conv2d(len(inputs), 1, k): U(+-1/sqrt(fan_in)).
@@ -41,9 +39,7 @@ class SparseConv2d(nn.Module):
             for o, inputs in enumerate(table):
                 bound = 1.0 / math.sqrt(len(inputs) * kernel_size**2)
                 rows = [n for n, (po, _) in enumerate(pairs) if po == o]
-                self.weight[rows] = torch.empty(len(rows), kernel_size, kernel_size).uniform_(
-                    -bound, bound
-                )
+                self.weight[rows] = torch.empty(len(rows), kernel_size, kernel_size).uniform_(-bound, bound)
                 self.bias[o].uniform_(-bound, bound)
 
     def dense_weight(self) -> torch.Tensor:
@@ -56,7 +52,9 @@ class SparseConv2d(nn.Module):
         return F.conv2d(x, self.dense_weight(), self.bias)
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, connections={len(self.weight)}"
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, connections={len(self.weight)}"
+        )
 
 
 class LeNet5(nn.Module):

@@ -40,9 +40,7 @@ def mlp(input_shape, num_classes, hidden=(128,), activation="relu", batch_norm="
     if not hidden or min(hidden) < 1:
         raise ConfigError(f"model.hidden={hidden} must be a non-empty list of layer widths >= 1")
     if activation not in ACTIVATIONS:
-        raise ConfigError(
-            f"model.activation={activation!r} is not allowed; choose one of: {', '.join(ACTIVATIONS)}"
-        )
+        raise ConfigError(f"model.activation={activation!r} is not allowed; choose one of: {', '.join(ACTIVATIONS)}")
     if not 0.0 <= float(dropout) < 1.0:
         raise ConfigError(f"model.dropout={dropout} must be in [0, 1)")
     norms = batch_norm_flags(batch_norm, len(hidden))
