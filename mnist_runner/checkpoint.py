@@ -218,17 +218,22 @@ def discard_fresh_folder(fresh: Path, keep: Path) -> None:
     if any(p.name != ".hydra" and p.suffix != ".log" for p in fresh.iterdir()):
         return
     shutil.rmtree(fresh, ignore_errors=True)
-    try:
-        fresh.parent.rmdir()  # the date folder, when this was its only run
-    except OSError:
-        pass
+    here = Path.cwd().resolve()
+    for parent in fresh.parents:  # the date folder and outputs/, when this was their only run
+        if here not in parent.parents:
+            break
+        try:
+            parent.rmdir()
+        except OSError:
+            break
 
 
 # --- interruption --------------------------------------------------------------------------------
 
 
 class Interrupted(KeyboardInterrupt):
-    """SIGINT (Ctrl-C) or SIGTERM arrived: the run stops, keeping its last checkpoint."""
+    """SIGINT (Ctrl-C), SIGTERM or (in a cluster job, cluster.py) SIGUSR2 arrived: the run stops,
+    keeping its last checkpoint."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -240,19 +245,24 @@ class Interrupted(KeyboardInterrupt):
 
 
 @contextmanager
-def signals_interrupt():
-    """Within the block SIGINT and SIGTERM raise `Interrupted` (in the main thread only)."""
+def signals_interrupt(*signums: int):
+    """Within the block the first of `signums` (default SIGINT and SIGTERM) to arrive raises
+    `Interrupted`; later ones are ignored while the run records how it ended (a cluster sends
+    SIGTERM after its warning signal). Yields a list that then holds that signal (main thread only)."""
+    arrived: list[int] = []
 
     def handler(signum, frame):
-        raise Interrupted(signum)
+        if not arrived:
+            arrived.append(signum)
+            raise Interrupted(signum)
 
     try:
-        previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, handler) for s in signums or (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread: leave the handlers alone
-        yield
+        yield arrived
         return
     try:
-        yield
+        yield arrived
     finally:
         for s, h in previous.items():
             signal.signal(s, h)

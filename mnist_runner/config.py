@@ -2,16 +2,20 @@
 
 - `config_dir()`: conf/, in a source checkout or inside the installed package;
 - the resolvers the output folders use (`unique_dir`, `path_safe`);
+- how a run folder goes through Hydra's override grammar and the shell (`quote_resume_args`, `resume_command`);
 - Hydra's `hydra/callbacks=sweep_summary` option (sweep.py's callback), stored in Hydra's ConfigStore.
 
 Torch-free: the entry point imports it before Hydra composes anything.
 """
 
+import importlib.util
 import os
 import re
+import shlex
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+from hydra.core.plugins import Plugins
 from omegaconf import OmegaConf
 
 
@@ -53,6 +57,36 @@ def path_safe(text: str, limit: int = 120) -> str:
     return re.sub(r"[^A-Za-z0-9._=,+-]", "_", text)[:limit] or "default"
 
 
+_HYDRA_PLAIN = re.compile(r"[\w./+@%:-]+")  # a value Hydra's override grammar reads as it is
+
+
+def hydra_quoted(text: str) -> str:
+    """`text` as a value Hydra's override parser reads back unchanged: as it is when it can be, else
+    in single quotes (a sweep job folder such as `0_model=lenet_full,optimizer.lr=0.1` needs them)."""
+    if _HYDRA_PLAIN.fullmatch(text):
+        return text
+    escaped = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", text)  # backslashes before a quote, the quote
+    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, escaped) + "'"
+
+
+def quote_resume_args(argv: list[str]) -> list[str]:
+    """The command line with `resume=FOLDER` quoted for Hydra when FOLDER needs it, so a folder named
+    like a sweep job (`=` and `,` in it) can be given as it is. A value that is not a folder and has no
+    `=` is left alone (a sweep over folders, `-m resume=a,b`, stays one)."""
+    quoted = []
+    for arg in argv:
+        value = arg.removeprefix("resume=")
+        if value != arg and value[:1] not in ("'", '"') and (os.path.isdir(value) or "=" in value):
+            arg = "resume=" + hydra_quoted(value)
+        quoted.append(arg)
+    return quoted
+
+
+def resume_command(folder) -> str:
+    """The shell command that continues the run in `folder`, safe to paste (quoted where the shell needs it)."""
+    return "python -m mnist_runner " + shlex.quote(f"resume={folder}")
+
+
 for _name, _fn in (("unique_dir", unique_dir), ("path_safe", path_safe)):
     if not OmegaConf.has_resolver(_name):
         OmegaConf.register_new_resolver(_name, _fn, use_cache=True)
@@ -63,3 +97,10 @@ ConfigStore.instance().store(
     node={"sweep_summary": {"_target_": "mnist_runner.sweep.SweepSummary"}},
     provider="mnist_runner",
 )
+if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher"):  # the extra `sweep` is installed
+    # Hydra's first plugin scan runs each plugin's modules, which store their options in the ConfigStore:
+    # scan now, so that cluster.py's launchers stay stored under the submitit plugin's names too.
+    Plugins.instance()
+    from . import cluster
+
+    cluster.store_launchers()  # hydra/launcher=slurm, submitit_slurm, local, submitit_local

@@ -1,4 +1,10 @@
-"""Datasets: loaded once through torchvision, then kept as uint8 tensors on the training device.
+"""Datasets: read once from their IDX files, then kept as uint8 tensors on the training device.
+
+The built-in datasets live where torchvision keeps them (`ROOT/<Folder>/raw/`, e.g. `MNIST/raw/`),
+and are read directly from the uncompressed IDX files there (`idx.read_idx`): the same tensors
+torchvision's dataset classes would give, without importing torchvision. torchvision is imported
+only when a file is missing (to download it, with `dataset.download=true`) or the folder holds
+torchvision's older `processed/*.pt` format.
 
 A batch is gathered by index from the resident tensor, then scaled and normalized on the device,
 so the hot loop has no per-sample Python work and no PIL.
@@ -8,13 +14,14 @@ After loading, `load_data` applies the dataset config's selections, in this orde
 `val_fraction` (a seeded hold-out from the training split), then `normalize`.
 """
 
+import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torchvision import datasets as tv
 
-from .idx import check_raw_files  # names a missing or damaged file
+from .idx import IdxError, read_idx
 from .registry import DATASETS, ConfigError
 
 
@@ -24,26 +31,35 @@ class DataError(RuntimeError):
 
 @dataclass
 class RawSplit:
-    images: torch.Tensor  # uint8 (N, H, W)
+    images: torch.Tensor  # uint8 (N, H, W), or (N, C, H, W) for colour
     labels: torch.Tensor  # int64 (N,) class indices
 
 
-@dataclass
+@dataclass(frozen=True)
 class DatasetSource:
-    """A registry entry: a torchvision dataset class and what its classes are called."""
+    """A registry entry: a dataset in torchvision's layout, its files and what its classes are called."""
 
-    cls: type  # torchvision dataset class, read from ROOT/<cls.__name__>/raw/
-    class_names: callable  # (**options) -> list[str]
-    options: tuple[str, ...] = ()  # dataset config keys passed on to the class (e.g. `split`)
+    folder: str  # torchvision's dataset class of the same name reads ROOT/<folder>/raw/
+    files: Callable[..., tuple[str, str]]  # (train, **options) -> the images and labels files in raw/
+    class_names: Callable[..., list[str]]  # (**options) -> list[str]
+    options: tuple[str, ...] = ()  # dataset config keys that choose the files (e.g. `split`)
     transpose: bool = False  # EMNIST stores its images transposed
 
-    @property
-    def folder(self) -> str:
-        return self.cls.__name__
-
     def load(self, root, train: bool, download: bool, **options) -> RawSplit:
-        ds = self.cls(root=root, train=train, download=download, **options)
-        images, labels = ds.data, ds.targets
+        """Both tensors of one split: from the IDX files when they are there, else through torchvision."""
+        raw = Path(root) / self.folder / "raw"
+        paths = [raw / name for name in self.files(train, **options)]
+        if all(p.is_file() for p in paths) and not (raw.parent / "processed").exists():
+            images, labels = (torch.from_numpy(_read_idx(p)) for p in paths)
+            _check_shapes(paths, images, labels)
+        else:  # to download, or torchvision's legacy processed/*.pt files
+            missing = [str(p) for p in paths if not p.is_file()]
+            if missing and not download and not (raw.parent / "processed").exists():
+                raise FileNotFoundError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing")
+            from torchvision import datasets
+
+            ds = getattr(datasets, self.folder)(root=root, train=train, download=download, **options)
+            images, labels = ds.data, ds.targets
         if labels.dim() == 2:  # QMNIST keeps 8 columns of metadata; the first is the class
             labels = labels[:, 0]
         if self.transpose:
@@ -51,15 +67,64 @@ class DatasetSource:
         return RawSplit(images.contiguous(), labels.long())
 
 
-DIGITS = [str(d) for d in range(10)]
+def _read_idx(path: Path):
+    try:
+        return read_idx(path)
+    except IdxError as e:
+        raise DataError(f"{path} cannot be read: {e}. Delete it to download it again, or replace it") from None
 
-DATASETS.register("mnist")(DatasetSource(tv.MNIST, lambda: DIGITS))
-DATASETS.register("fashion_mnist")(DatasetSource(tv.FashionMNIST, lambda: list(tv.FashionMNIST.classes)))
-DATASETS.register("kmnist")(DatasetSource(tv.KMNIST, lambda: list(tv.KMNIST.classes)))
+
+def _check_shapes(paths: list[Path], images: torch.Tensor, labels: torch.Tensor) -> None:
+    """What torchvision's readers check: uint8 images N x H x W, as many labels (a column or a table)."""
+    if images.dtype != torch.uint8 or images.dim() != 3:
+        raise DataError(
+            f"{paths[0]} holds {images.dtype} of shape {list(images.shape)}; images must be uint8, N x H x W"
+        )
+    if labels.dim() not in (1, 2) or len(labels) != len(images):
+        raise DataError(
+            f"{paths[1]} holds labels of shape {list(labels.shape)}; {paths[0]} has {len(images)} images, "
+            "one label (or one row) each is needed"
+        )
+
+
+def _mnist_files(train: bool) -> tuple[str, str]:
+    split = "train" if train else "t10k"
+    return f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte"
+
+
+def _qmnist_files(train: bool) -> tuple[str, str]:
+    split = "train" if train else "test"
+    return f"qmnist-{split}-images-idx3-ubyte", f"qmnist-{split}-labels-idx2-int"
+
+
+def _emnist_files(train: bool, split: str) -> tuple[str, str]:
+    if split not in EMNIST_CLASSES:
+        raise ConfigError(f"dataset.split={split!r} is not allowed; it must be one of: {', '.join(EMNIST_CLASSES)}")
+    prefix = f"emnist-{split}-{'train' if train else 'test'}"
+    return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
+
+
+# Class names as torchvision 0.29 lists them (FashionMNIST.classes, KMNIST.classes, EMNIST.classes_split_dict).
+DIGITS = list(string.digits)
+FASHION = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+KUZUSHIJI = ["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"]
+_EMNIST_MERGED = set("cijklmopsuvwxyz")  # letters whose capital and small forms EMNIST merges
+EMNIST_CLASSES = {
+    "byclass": sorted(string.digits + string.ascii_letters),
+    "bymerge": sorted(set(string.digits + string.ascii_letters) - _EMNIST_MERGED),
+    "balanced": sorted(set(string.digits + string.ascii_letters) - _EMNIST_MERGED),
+    "letters": ["N/A", *string.ascii_lowercase],
+    "digits": DIGITS,
+    "mnist": DIGITS,
+}
+
+DATASETS.register("mnist")(DatasetSource("MNIST", _mnist_files, lambda: DIGITS))
+DATASETS.register("fashion_mnist")(DatasetSource("FashionMNIST", _mnist_files, lambda: FASHION))
+DATASETS.register("kmnist")(DatasetSource("KMNIST", _mnist_files, lambda: KUZUSHIJI))
 # QMNIST: the 60,000 training digits (MNIST's) and all 60,000 test digits (MNIST's 10,000 + 50,000).
-DATASETS.register("qmnist")(DatasetSource(tv.QMNIST, lambda: DIGITS))
+DATASETS.register("qmnist")(DatasetSource("QMNIST", _qmnist_files, lambda: DIGITS))
 DATASETS.register("emnist")(
-    DatasetSource(tv.EMNIST, lambda split: list(tv.EMNIST.classes_split_dict[split]), ("split",), transpose=True)
+    DatasetSource("EMNIST", _emnist_files, lambda split: list(EMNIST_CLASSES[split]), ("split",), transpose=True)
 )
 
 
@@ -117,9 +182,8 @@ class Data:
 
 def _read(source: DatasetSource, cfg, train: bool, options: dict) -> RawSplit:
     try:
-        check_raw_files(source.cls, Path(cfg.root) / source.folder / "raw", cfg.download, DataError)
         return source.load(cfg.root, train=train, download=cfg.download, **options)
-    except DataError:
+    except (DataError, ConfigError):
         raise
     except (RuntimeError, OSError, ValueError, AssertionError, TypeError) as e:
         where = f"{cfg.root}/{source.folder}/raw"
@@ -146,12 +210,14 @@ def select_classes(splits: list[RawSplit], names: list[str], classes) -> tuple[l
 def first_per_class(split: RawSplit, n: int, names: list[str], which: str) -> RawSplit:
     """The first `n` examples of every class, in their original order (seed 002's subsample)."""
     picked = []
-    for k, name in enumerate(names):
+    for k in range(len(names)):
         index = (split.labels == k).nonzero().flatten()
         if len(index) < n:
+            counts = torch.bincount(split.labels, minlength=len(names))
+            fewest = int(counts.argmin())  # the class that limits per_class
             raise ConfigError(
-                f"dataset.per_class={n} is larger than class {name!r} has in the {which} split "
-                f"({len(index)}); choose at most {int(torch.bincount(split.labels, minlength=len(names)).min())}"
+                f"dataset.per_class={n} is larger than the {which} split has of class {names[fewest]!r} "
+                f"({int(counts[fewest])}, the fewest of any class); choose at most {int(counts[fewest])}"
             )
         picked.append(index[:n])
     index = torch.cat(picked).sort().values
@@ -176,10 +242,16 @@ def load_data(cfg, device: torch.device, seed: int = 0) -> Data:
     `cfg` has passed `validate.validate`; only the checks that need the data are made here.
     """
     source = DATASETS.get(cfg.name)
-    options = {key: cfg[key] for key in source.options}
     binary_labels = str(cfg.get("binary_labels", "pm1"))
-    train, test = _read(source, cfg, True, options), _read(source, cfg, False, options)
-    class_names = list(source.class_names(**options))
+    if isinstance(source, DatasetSource):
+        options = {key: cfg[key] for key in source.options}
+        train, test = _read(source, cfg, True, options), _read(source, cfg, False, options)
+        class_names = list(source.class_names(**options))
+    else:  # npz, image_folder and plugins' datasets: a builder returning arrays (user_data.py)
+        from .user_data import check_selected_classes, read_arrays
+
+        train, test, class_names = read_arrays(source, cfg)
+        check_selected_classes(cfg.get("classes"), class_names, cfg.name)
 
     if cfg.get("classes") is not None:
         (train, test), class_names = select_classes([train, test], class_names, cfg.classes)
@@ -201,6 +273,7 @@ def load_data(cfg, device: torch.device, seed: int = 0) -> Data:
     def to_device(split: RawSplit | None) -> Split | None:
         if split is None:
             return None
-        return Split(split.images.unsqueeze(1).to(device), split.labels.to(device))
+        images = split.images if split.images.dim() == 4 else split.images.unsqueeze(1)  # (N, C, H, W)
+        return Split(images.to(device), split.labels.to(device))
 
     return Data(to_device(train), to_device(test), class_names, mean, std, to_device(val), binary_labels)

@@ -83,15 +83,14 @@ class RunReport:
     """
 
     def __init__(self, out: Path, cfg, data, model, loss_fn, choices: dict, overrides: list[str], title: str):
-        from .loggers import build_logger
+        from . import loggers
 
         self.out, self.data, self.model, self.loss_fn, self.title = Path(out), data, model, loss_fn, title
         self.batch_size, self.eval_batch_size = cfg.trainer.batch_size, cfg.trainer.eval_batch_size
         self.draw = bool(cfg.get("report", {}).get("plots", True))
         self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
         self.steps_log = MetricsLog(self.out / "train_steps.csv", STEP_COLUMNS)
-        self.hparams = {**choices, **dict(o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)}
-        self.logger = build_logger(cfg.get("logger"), self.out)
+        self.loggers = loggers.start(cfg, self.out, choices, overrides)  # logger=...: docs/trackers.md
 
     def examples_seen(self, step: int) -> int:
         epochs, within = divmod(step, self.steps_per_epoch)
@@ -99,14 +98,19 @@ class RunReport:
 
     def epoch_end(self, stats, row: dict) -> None:
         """After each epoch: the logged steps to train_steps.csv, the epoch row to the logger."""
+        steps = []  # (examples seen, loss)
         for step, loss in stats.steps:
-            self.steps_log.append({"step": step, "examples_seen": self.examples_seen(step), "loss": loss})
-        self.logger.log_epoch(row)
+            steps.append((self.examples_seen(step), loss))
+            self.steps_log.append({"step": step, "examples_seen": steps[-1][0], "loss": loss})
+        self.loggers.log_epoch(row, steps)
 
     def finish(self, rows: list[dict], summary: dict) -> None:
-        """At the end of the run: curves always; predictions and the confusion matrix when it completed."""
+        """At the end of the run: curves always; predictions and the confusion matrix when it completed.
+
+        Then the loggers end, with the folder complete; each records in `summary["loggers"]` whether it
+        logged the run (the caller saves summary.json again).
+        """
         try:
-            self.logger.close(self.hparams, summary)
             completed = summary.get("status") == "completed"
             predicted = self._predict() if completed else None
             if predicted is not None:
@@ -115,6 +119,7 @@ class RunReport:
                 self._draw(rows, predicted)
         except Exception as e:  # a plotting problem must not turn a finished run into a failed one
             print(f"Warning: the report could not be completed: {type(e).__name__}: {e}", file=sys.stderr)
+        self.loggers.close(summary)  # a logger that fails is reported and recorded, never raised
 
     def _predict(self) -> torch.Tensor:
         from .loops import predict
@@ -127,11 +132,7 @@ class RunReport:
         return torch.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
 
     def _write_confusion(self, predicted: torch.Tensor) -> None:
-        names = self.data.class_names
-        matrix = self.confusion(predicted).tolist()
-        lines = [",".join(["true/predicted", *map(_csv_cell, names)])]
-        lines += [",".join([_csv_cell(name), *map(str, row)]) for name, row in zip(names, matrix)]
-        write_atomic(self.out / "confusion_matrix.csv", "\n".join(lines) + "\n")
+        write_atomic(self.out / "confusion_matrix.csv", confusion_csv(self.confusion(predicted), self.data.class_names))
 
     def _draw(self, rows: list[dict], predicted: torch.Tensor | None) -> None:
         from . import plots
@@ -194,6 +195,13 @@ def _pixels(images: torch.Tensor):
     """uint8 (N, C, H, W) on any device -> numpy (N, H, W) for gray or (N, H, W, 3) for colour."""
     images = images.cpu()
     return (images[:, 0] if images.shape[1] == 1 else images.permute(0, 2, 3, 1)).numpy()
+
+
+def confusion_csv(matrix: torch.Tensor, names: list[str]) -> str:
+    """confusion_matrix.csv: a row per true class, a column per predicted class."""
+    lines = [",".join(["true/predicted", *map(_csv_cell, names)])]
+    lines += [",".join([_csv_cell(name), *map(str, row)]) for name, row in zip(names, matrix.tolist())]
+    return "\n".join(lines) + "\n"
 
 
 def _csv_cell(text: str) -> str:

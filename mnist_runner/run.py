@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
 from .checkpoint import load_checkpoint, restore, save_atomic, save_checkpoint, truncate_csv
 from .data import Data, load_data
@@ -49,7 +49,8 @@ def set_deterministic(on: bool) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
     torch.backends.cudnn.benchmark = False
     torch.backends.cudnn.deterministic = on
-    torch.use_deterministic_algorithms(on)
+    if torch.are_deterministic_algorithms_enabled() != on:  # the call imports torch._dynamo (~1-2 s)
+        torch.use_deterministic_algorithms(on)
 
 
 @dataclass
@@ -184,6 +185,8 @@ class RunRecord:
             self.save()
             if self.report is not None:
                 self.report.finish(self.rows, summary)
+                if "loggers" in summary:  # whether each logger logged the run (docs/trackers.md)
+                    self.save()
 
 
 def run(
@@ -210,7 +213,7 @@ def run(
             "overrides": overrides,
             "seed": cfg.seed,
             "device": None,
-            "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__},
+            "versions": versions(),
             "epochs_completed": 0,
         },
     )
@@ -224,6 +227,7 @@ def run(
             speed=parts.speed.as_dict(),
             params=count_parameters(model),
             normalization={"mean": data.mean, "std": data.std},
+            data={"input_shape": list(data.input_shape), "classes": data.class_names},  # for eval and predict
         )
         write_atomic(out / "model_summary.txt", model_summary(model, data.prepare(data.train.images[:1])))
         record.report = RunReport(out, cfg, data, model, parts.loss_fn, choices, overrides, _title(choices))
@@ -286,6 +290,16 @@ def _check(cfg, record: RunRecord, resumed_with: list[str] | None) -> dict | Non
         if not cfg.get("resume"):
             write_json(record.out / "summary.json", {**record.summary, "status": "failed", "error": str(e)})
         raise
+
+
+def versions() -> dict:
+    """torch's version as it names itself (with its build, e.g. 2.14.1+cu130); torchvision's from its
+    package metadata, so that a run that does not need torchvision does not import it (None: not installed)."""
+    try:
+        torchvision = metadata.version("torchvision")
+    except metadata.PackageNotFoundError:
+        torchvision = None
+    return {"torch": torch.__version__, "torchvision": torchvision}
 
 
 def _previous(out: Path) -> dict:

@@ -5,7 +5,10 @@
 It writes into the sweep folder:
 - `sweep_summary.csv` and `sweep_summary.md`: the compare table of the sweep's jobs;
 - `sweep.png`: test accuracy and loss per epoch of every job overlaid, plus final test accuracy
-  against the swept key when exactly one numeric key was swept.
+  against the swept key when exactly one numeric key was swept;
+- when `seed` is among the swept keys: `sweep_groups.csv` and `sweep_groups.md`, one row per group of
+  jobs that differ only in their seed (mean, sd, min, max, 95% CI: docs/statistics.md), and
+  `sweep.png` draws each group's mean with a band of ±1 sd instead of one line per job.
 Jobs that failed (or were killed or interrupted) are listed, and the multirun then exits with status 1.
 """
 
@@ -14,7 +17,8 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from . import compare
+from . import compare, loggers
+from .config import resume_command
 from .files import write_atomic
 
 # Statuses that fail a sweep. At the end of a multirun every job has returned, so one still
@@ -27,10 +31,16 @@ FAILED = {
 
 
 class SweepSummary(Callback):
+    def on_multirun_start(self, config, **kwargs) -> None:
+        loggers.sweep_started(config, Path(config.hydra.sweep.dir))  # MLflow's parent run (docs/trackers.md)
+
     def on_multirun_end(self, config, **kwargs) -> None:
         folder = Path(config.hydra.sweep.dir)
         failed = write_summary(folder)
+        loggers.sweep_ended(config, folder, len(failed))  # the summary files to the parent run
         if failed:
+            for run in failed:  # one line each, with the command that continues it when there is one
+                print(f"Job {failure(run)}", file=sys.stderr)
             print(
                 f"{len(failed)} job(s) failed: {', '.join(r.name for r in failed)}; see {folder / 'sweep_summary.md'}",
                 file=sys.stderr,
@@ -59,20 +69,58 @@ def write_summary(folder: Path) -> list[compare.Run]:
     ]
     if failed:
         lines += ["", f"## Failed jobs ({len(failed)})", ""]
-        lines += [
-            f"- `{r.name}` ({r.status}): {r.summary.get('error') or FAILED[r.status] or 'no error recorded'}"
-            for r in failed
-        ]
+        lines += [f"- {failure(r, code='`')}" for r in failed]
     if problems:
         lines += ["", "## Skipped folders", "", *(f"- {p}" for p in problems)]
     write_atomic(folder / "sweep_summary.md", "\n".join(lines) + "\n")
+    groups = write_groups(folder, runs) if "seed" in compare.setting_columns(runs) else None
     try:
         title = f"Sweep {'/'.join(folder.parts[-2:])}: {len(runs)} jobs" + (f", {len(failed)} failed" if failed else "")
-        compare.plot(runs, folder / "sweep.png", title, versus=True)
+        if groups:
+            compare.plot_groups(groups, folder / "sweep.png", f"{title}, {len(groups)} groups (mean ± 1 sd)", True)
+        else:
+            compare.plot(runs, folder / "sweep.png", title, versus=True)
     except Exception as e:  # the tables are written; a figure that cannot be drawn is reported
         print(f"Warning: sweep.png could not be drawn: {type(e).__name__}: {e}", file=sys.stderr)
     print(f"Sweep summary: {folder / 'sweep_summary.md'}", flush=True)
     return failed
+
+
+def failure(run: compare.Run, code: str = "") -> str:
+    """What happened to a job that fails the sweep, with its epochs and, when it can go on (stopped,
+    killed, or lost by the scheduler: cluster.py), the command that continues it. `code` quotes names
+    and commands: a backtick in Markdown, nothing on the console (so that the command can be pasted)."""
+    why = run.summary.get("error") or FAILED[run.status] or "no error recorded"
+    epochs, total = run.summary.get("epochs_completed"), run.config.get("trainer.epochs")
+    done = f" after {epochs} of {total} epochs" if epochs is not None and total is not None else ""
+    line = f"{code}{run.name}{code} ({run.status}{done}): {why}"
+    can_go_on = run.status in ("interrupted", "running") or "slurm" in run.summary
+    if can_go_on and (run.folder / ".hydra" / "config.yaml").is_file():
+        line += f"; continue with: {code}{resume_command(run.folder)}{code}"
+    return line
+
+
+def write_groups(folder: Path, runs: list[compare.Run]) -> list[compare.Group]:
+    """`sweep_groups.csv` and `sweep_groups.md`: the jobs grouped by every swept key but `seed`."""
+    keys = compare.group_keys(runs, None)
+    metrics = compare.group_metrics(runs)
+    groups = compare.make_groups(runs, keys)
+    columns, rows = compare.group_table(groups, keys, metrics)
+    write_atomic(folder / "sweep_groups.csv", compare.render(columns, rows, "csv"))
+    view_columns, view = compare.group_view(columns, rows, keys, metrics)
+    lines = [
+        f"# Sweep {folder}: groups of seeds",
+        "",
+        f"{len(groups)} groups of jobs that differ only in `seed`; statistics over each group's completed jobs: "
+        "mean ± sample standard deviation, 95% confidence interval of the mean (Student's t), min–max.",
+        "",
+        compare.render(view_columns, view, "md", right=set(view_columns) - set(keys)).rstrip(),
+    ]
+    notes = compare.group_notes(groups, keys, runs)
+    if notes:
+        lines += ["", *(f"- {note}" for note in notes)]
+    write_atomic(folder / "sweep_groups.md", "\n".join(lines) + "\n")
+    return groups
 
 
 def _job_number(run: compare.Run):

@@ -18,11 +18,34 @@ from pathlib import Path
 
 import hydra
 
-from .config import config_dir
+from . import plugins
+from .config import config_dir, quote_resume_args, resume_command
+
+
+def main() -> None:
+    """`python -m mnist_runner` / `mnist-runner`: import the plugins the command names (plugins.py), then Hydra."""
+    sys.argv = quote_resume_args(sys.argv)  # resume=FOLDER as it is, even with `=` or `,` in FOLDER
+    plugins.prepare(sys.argv[1:])
+    compose_and_train()
+
+
+def resume_main() -> None:
+    """`mnist-runner-resume FOLDER [KEY=VALUE ...]`: the same as `mnist-runner resume=FOLDER [KEY=VALUE ...]`."""
+    args = sys.argv[1:]
+    if not args or args[0].startswith("-"):
+        print(
+            "usage: mnist-runner-resume FOLDER [KEY=VALUE ...]\n"
+            "Continue the run in FOLDER from its last completed epoch, with the configuration stored in it;\n"
+            "KEY=VALUE may change only what does not change the experiment, e.g. trainer.epochs=20.",
+            file=sys.stderr if not args else sys.stdout,
+        )
+        sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
+    sys.argv = [sys.argv[0], f"resume={args[0]}", *args[1:]]
+    main()
 
 
 @hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-def main(cfg) -> float:
+def compose_and_train(cfg) -> float:
     return train(cfg)
 
 
@@ -39,11 +62,13 @@ def train(cfg) -> float:
     out, overrides, resumed_with = Path(hc.runtime.output_dir), list(hc.overrides.task), None
     multirun = hc.mode == RunMode.MULTIRUN
     with reported(lambda: out, multirun), signals_interrupt():
+        plugins.load(cfg.get("plugins"))  # in every process that runs a job
         if cfg.get("resume"):  # continue that run in its own folder, with its stored config
             resumed_with = overrides
             discard_fresh_folder(out, cfg.resume)  # Hydra's new folder: nothing goes there
             cfg, choices, overrides = resume_config(cfg, overrides)
             out = Path(cfg.resume)
+            plugins.load(cfg.get("plugins"))  # the resumed run's own
         return run(cfg, out, choices, overrides, resumed_with)
     return float("nan")  # a multirun job that did not finish (reported, and recorded in its summary.json)
 
@@ -79,7 +104,7 @@ def reported(folder, multirun: bool):
     except Interrupted as e:
         print(
             f"Interrupted ({e}): the current epoch was abandoned; epochs completed so far are kept. "
-            f"Resume with: python -m mnist_runner resume={folder()}",
+            f"Resume with: {resume_command(folder())}",
             file=sys.stderr,
             flush=True,
         )

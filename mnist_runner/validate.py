@@ -161,10 +161,7 @@ def validate(cfg) -> None:
 
 def _check_names(cfg) -> None:
     """Each group's `name` is a registry entry (the group files name them; an override may not)."""
-    from .data import DATASETS
-    from .losses import LOSSES
-    from .models import MODELS
-    from .optim import OPTIMIZERS, SCHEDULERS
+    from .registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULERS
 
     registries = {
         "model": MODELS,
@@ -186,9 +183,11 @@ def _check_classes(cfg) -> None:
     classes = _value(cfg, "dataset.classes")
     if classes is _ABSENT or classes is None:
         return
-    from .data import DATASETS
+    from .registry import DATASETS
 
     source = DATASETS.get(cfg.dataset.name)
+    if not hasattr(source, "class_names"):
+        return  # a dataset read from arrays (npz, image_folder, plugins): checked once read (user_data.py)
     options = {key: cfg.dataset[key] for key in getattr(source, "options", ())}
     try:
         names = list(source.class_names(**options))

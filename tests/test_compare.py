@@ -242,6 +242,7 @@ def test_bad_paths_and_empty_folders_are_clear_errors(tmp_path, capsys):
     assert code == 2
 
 
+@pytest.mark.slow
 def test_command_line_entry_does_not_import_torch(runs):
     code = (
         "import sys; from mnist_runner import compare; rc = compare.main(sys.argv[1:]); "

@@ -19,7 +19,17 @@ def load(root, *overrides, seed=0):
 
 def test_every_dataset_config_names_a_registry_entry():
     options = sorted(p.stem for p in (ROOT / "conf" / "dataset").glob("*.yaml"))
-    assert options == ["emnist", "fashion_mnist", "kmnist", "mnist", "mnist_4v9", "mnist_600", "qmnist"]
+    assert options == [
+        "emnist",
+        "fashion_mnist",
+        "image_folder",
+        "kmnist",
+        "mnist",
+        "mnist_4v9",
+        "mnist_600",
+        "npz",
+        "qmnist",
+    ]
     assert {compose_config(f"dataset={o}").dataset.name for o in options} == set(DATASETS.list())
 
 
@@ -106,7 +116,8 @@ def test_per_class_takes_the_first_n_of_each_class_in_both_splits(data_root):
 def test_per_class_larger_than_a_class_is_a_clear_error(data_root):
     with pytest.raises(
         ConfigError,
-        match=r"dataset.per_class=50 is larger than class '0' has in the train split \(30\); choose at most 30",
+        match=r"dataset.per_class=50 is larger than the train split has of class '0' \(30, the fewest of any class\); "
+        r"choose at most 30",
     ):
         load(data_root, "dataset.per_class=50")
 

@@ -14,6 +14,7 @@ its headings.
 
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,13 @@ from hydra._internal.utils import get_args_parser
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from mnist_runner import devices
+from mnist_runner import devices, plugins
 from mnist_runner.config import config_dir
 from mnist_runner.validate import validate
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+EXAMPLE_PLUGIN = ROOT / "examples" / "plugin"  # commands naming plugins=[...] run there
 
 # command as the test prints it (tokens joined by single spaces) -> why it cannot compose
 EXCEPTIONS = {
@@ -146,6 +148,11 @@ def check(command: Command) -> None:
     except SystemExit:
         raise AssertionError(f"{command.where}: Hydra's command line parser refuses `{command.text}`") from None
     overrides = list(args.overrides)
+    if plugins.names_in_argv(overrides):  # the worked example's module (docs/own-code.md), as `cd examples/plugin`
+        if str(EXAMPLE_PLUGIN) not in sys.path:
+            sys.path.insert(0, str(EXAMPLE_PLUGIN))
+        plugins.load(plugins.names_in_argv(overrides))
+        plugins.store_config_nodes([config_dir()])
     if args.config_dir:
         extra = Path(args.config_dir) if Path(args.config_dir).is_absolute() else ROOT / args.config_dir
         assert extra.is_dir(), f"{command.where}: --config-dir {args.config_dir} does not exist (add to EXCEPTIONS?)"

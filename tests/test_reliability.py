@@ -88,6 +88,7 @@ def reference(tmp_path_factory, data_root):
     return [run_folders(base / name / "outputs")[0] for name in ("a", "b")], time.time() - t0
 
 
+@pytest.mark.slow
 def test_same_config_and_seed_give_identical_metrics(reference):
     (a, b), _ = reference
     assert len(rows_without_seconds(a)) == 3
@@ -97,6 +98,7 @@ def test_same_config_and_seed_give_identical_metrics(reference):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+@pytest.mark.slow
 def test_interrupted_then_killed_run_resumes_bit_for_bit(reference, tmp_path, data_root):
     (expected, _), _ = reference
     # Ctrl-C in epoch 2: status interrupted, exit 130, the console says how to resume.
@@ -129,6 +131,7 @@ def test_interrupted_then_killed_run_resumes_bit_for_bit(reference, tmp_path, da
     assert run_folders(tmp_path / "outputs") == [run]  # resuming made no new run folder
 
 
+@pytest.mark.slow
 def test_sigterm_stops_with_143_and_keeps_the_checkpoint(tmp_path, data_root):
     proc = start(tmp_path, data_root, *ARGS)
     run = stop_after_checkpoint(proc, tmp_path, 1, signal.SIGTERM)
@@ -139,6 +142,7 @@ def test_sigterm_stops_with_143_and_keeps_the_checkpoint(tmp_path, data_root):
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["epoch"] == 1
 
 
+@pytest.mark.slow
 def test_checkpoint_holds_everything_and_loads_safely(reference):
     (run, _), _ = reference
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
@@ -208,6 +212,7 @@ def test_huge_learning_rate_stops_at_the_first_nan(cli, tmp_path):
     assert f"step {summary['diverged']['step']}" in lines[0]
 
 
+@pytest.mark.slow
 def test_a_diverged_job_does_not_stop_the_sweep(cli, tmp_path):
     result = cli("-m", "optimizer.lr=1e10,0.1", "model=mlp_128", "trainer.epochs=1", "report.plots=false")
     assert "Diverged: training loss became" in result.stderr
@@ -263,6 +268,7 @@ def check_file(path: Path) -> None:
         path.read_text()
 
 
+@pytest.mark.slow
 def test_every_file_is_valid_after_a_kill_at_a_random_moment(reference, tmp_path, data_root):
     _, seconds = reference
     rng = random.Random()

@@ -25,6 +25,7 @@ def read_csv(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_run_writes_steps_confusion_matrix_and_every_plot(run_cli, tmp_path):
     pytest.importorskip("tensorboard")
     # 300 training images, batch 100: 3 steps per epoch, all logged
@@ -61,6 +62,7 @@ def test_run_writes_steps_confusion_matrix_and_every_plot(run_cli, tmp_path):
     assert events.Scalars("hparam/best_test_acc")[0].value == pytest.approx(summary["best_test_acc"])
 
 
+@pytest.mark.slow
 def test_binary_run_labels_its_classes_by_name_and_plots_can_be_turned_off(run_cli, tmp_path):
     result = run_cli("trainer.epochs=1", "dataset=mnist_4v9", "loss=logistic", "model=logistic", "report.plots=false")
     assert result.returncode == 0, result.stderr
@@ -73,6 +75,7 @@ def test_binary_run_labels_its_classes_by_name_and_plots_can_be_turned_off(run_c
     assert (run / "train_steps.csv").is_file() and (run / "metrics.csv").is_file()
 
 
+@pytest.mark.slow
 def test_tensorboard_logger_without_the_package_is_a_clear_error(run_cli, tmp_path):
     shim = tmp_path / "shim" / "tensorboard"
     shim.mkdir(parents=True)

@@ -103,6 +103,7 @@ def test_model_rejects_input_it_cannot_take():
         build_model(OmegaConf.create({"name": "lenet_full"}), (3, 32, 32), 10)
 
 
+@pytest.mark.slow
 def test_cli_writes_every_documented_output(run_cli, tmp_path):
     result = run_cli("trainer.epochs=2", "trainer.log_interval=1", "model=lenet_subset")
     assert result.returncode == 0, result.stderr
@@ -143,6 +144,7 @@ def test_cli_writes_every_documented_output(run_cli, tmp_path):
     assert "epoch 2/2" in result.stdout and f"Output folder: {run}" in result.stdout
 
 
+@pytest.mark.slow
 def test_two_runs_in_the_same_second_get_their_own_folders(tmp_path, data_root):
     env = {**os.environ, "MNIST_RUNNER_DATA": str(data_root)}
     args = [
@@ -159,6 +161,7 @@ def test_two_runs_in_the_same_second_get_their_own_folders(tmp_path, data_root):
     assert [p.name for p in run_folders(tmp_path / "outputs")] == ["same", "same-1"]
 
 
+@pytest.mark.slow
 def test_missing_data_names_the_folder_and_the_fix(run_cli, tmp_path):
     empty = tmp_path / "nothing-here"
     result = run_cli(f"dataset.root={empty}", "dataset.download=false")
@@ -167,6 +170,7 @@ def test_missing_data_names_the_folder_and_the_fix(run_cli, tmp_path):
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_unavailable_device_is_a_clear_error(run_cli):
     result = run_cli("device=cuda")
@@ -174,6 +178,7 @@ def test_unavailable_device_is_a_clear_error(run_cli):
     assert "device.type='cuda' is not available" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_help_and_cfg_job_do_not_import_torch(tmp_path):
     code = (
         "import sys; sys.argv=['mnist-runner','--cfg','job']; from mnist_runner.train import main\n"
@@ -185,6 +190,7 @@ def test_help_and_cfg_job_do_not_import_torch(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.slow
 def test_wheel_ships_the_configs(tmp_path):
     dist, target = tmp_path / "dist", tmp_path / "site"
     build = subprocess.run(
@@ -214,6 +220,7 @@ def test_wheel_ships_the_configs(tmp_path):
     assert (target / "mnist_runner" / "conf" / "config.yaml").is_file()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (REAL_DATA / "MNIST" / "raw").is_dir(), reason="real MNIST not present")
 def test_one_epoch_of_lenet_on_real_mnist(run_cli, tmp_path):
     result = run_cli("trainer.epochs=1", f"dataset.root={REAL_DATA}", timeout=600)

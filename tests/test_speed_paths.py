@@ -71,6 +71,7 @@ def test_threads_and_channels_last_change_speed_not_results(tmp_path, data_root)
     assert_same_training(metrics(tmp_path / "a"), metrics(tmp_path / "b"))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(_cpp_compiler() is None, reason="torch.compile on the CPU needs a C++ compiler")
 def test_compile_trains_the_same_model_and_saves_plain_weights(tmp_path, data_root):
     common = ("model=softmax", "trainer.epochs=1", "report.plots=false")
@@ -192,6 +193,7 @@ def load_benchmark():
     return module
 
 
+@pytest.mark.slow
 def test_benchmark_runs_end_to_end_and_writes_its_table(tmp_path, data_root):
     out = tmp_path / "BENCHMARKS.md"
     out.write_text(

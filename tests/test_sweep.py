@@ -33,6 +33,7 @@ def assert_png(path, width=None):
         assert int.from_bytes(data[16:20], "big") == width, "unexpected number of panels"
 
 
+@pytest.mark.slow
 def test_a_failing_job_is_recorded_the_others_run_and_the_sweep_exits_non_zero(run_cli, tmp_path):
     # job 1 fails inside training setup (bad lr), jobs 2 and 3 in config validation (bad normalize)
     result = run_cli("hydra.mode=MULTIRUN", *QUICK, "dataset.normalize=none,bogus", "optimizer.lr=0.1,-1")
@@ -60,6 +61,7 @@ def test_a_failing_job_is_recorded_the_others_run_and_the_sweep_exits_non_zero(r
     assert_png(folder / "sweep.png", width=1200)  # two numeric keys swept: no accuracy-vs-key panel
 
 
+@pytest.mark.slow
 def test_parallel_sweep_with_joblib(run_cli, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     result = run_cli(
@@ -74,6 +76,7 @@ def test_parallel_sweep_with_joblib(run_cli, tmp_path):
     assert "| optimizer.lr |" in (folder / "sweep_summary.md").read_text()
 
 
+@pytest.mark.slow
 def test_sweep_with_submitit_local(run_cli, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     result = run_cli(
@@ -91,6 +94,7 @@ def test_sweep_with_submitit_local(run_cli, tmp_path):
     assert [r["model"] for r in summary_rows(folder)] == ["lenet_full", "lenet_subset"]
 
 
+@pytest.mark.slow
 def test_three_trial_optuna_search_maximizes_best_test_accuracy(run_cli, tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     result = run_cli("hydra.mode=MULTIRUN", *QUICK, "hparams_search=lenet_optuna", "hydra.sweeper.n_trials=3")

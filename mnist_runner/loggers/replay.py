@@ -1,0 +1,146 @@
+"""Log finished run folders afterwards: `python -m mnist_runner.loggers PATH... [logger=NAME] [logger.NAME.KEY=VALUE]`.
+
+PATH is a run folder, a sweep folder (its jobs go under one MLflow parent run, one W&B group) or any
+folder above run folders. The loggers are those the overrides name (`logger=mlflow`,
+`logger=[mlflow,wandb]`, `logger.mlflow.tracking_uri=http://host:5000`), else each run's own.
+A run its tracker missed (summary.json: `"loggers": {"mlflow": {"status": "missed"}}`) continues in the
+same tracker run when it got one, from the first epoch it did not log; a run logged before is not
+logged twice. summary.json then records the logger's new status.
+
+Exit codes: 0 every run logged, 1 a logger missed a run, 2 bad arguments.
+"""
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import yaml
+from omegaconf import OmegaConf
+
+from ..files import write_json
+from ..registry import ConfigError
+from . import Loggers, RunInfo, selected, sweep_ended, sweep_started
+
+USAGE = __doc__.split("\n\n")[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if args else 2
+    overrides = [a for a in args if "=" in a and not Path(a).exists()]
+    paths = [Path(a) for a in args if a not in overrides]
+    try:
+        for path in paths:
+            if not path.is_dir():
+                raise ConfigError(f"{path} is not a folder; give run or sweep folders")
+        logger_cfg = compose_logger(overrides) if overrides else None
+        missed = 0
+        for path in paths:
+            missed += replay_folder(path, logger_cfg)
+    except ConfigError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return 2
+    return 1 if missed else 0
+
+
+def compose_logger(overrides: list[str]):
+    """The `logger` node that `python -m mnist_runner OVERRIDES` would compose."""
+    for o in overrides:
+        if not o.lstrip("+~").startswith("logger"):
+            raise ConfigError(f"{o}: only logger=... and logger.NAME.KEY=VALUE may be given here")
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+
+    from ..config import config_dir
+
+    try:
+        with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+            cfg = compose("config", overrides=overrides)
+    except HydraException as e:
+        raise ConfigError(" ".join(str(e).split("Config search path")[0].split())) from None
+    return cfg.get("logger") or OmegaConf.create({})
+
+
+def replay_folder(path: Path, logger_cfg) -> int:
+    """Log the runs in `path`; returns how many runs a logger missed."""
+    if (path / "summary.json").is_file():
+        return replay_run(path, logger_cfg)
+    runs = sorted(p.parent for p in path.rglob("summary.json"))
+    if not runs:
+        raise ConfigError(f"{path} has no run folder (no summary.json) in it")
+    sweep = (path / "multirun.yaml").is_file()
+    config = _sweep_config(path, logger_cfg) if sweep else None
+    if sweep:
+        sweep_started(config, path)
+    missed = sum(replay_run(run, logger_cfg) for run in runs)
+    if sweep:
+        statuses = [_read_json(run / "summary.json").get("status") for run in runs]
+        sweep_ended(config, path, sum(s != "completed" for s in statuses))
+    return missed
+
+
+def replay_run(folder: Path, logger_cfg) -> int:
+    summary = _read_json(folder / "summary.json")
+    if summary.get("status") in (None, "running"):
+        print(
+            f"{folder}: skipped: its status is {summary.get('status')!r} (still running, or killed: resume it first)",
+            file=sys.stderr,
+        )
+        return 0
+    config_path = folder / ".hydra" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
+    logger_cfg = logger_cfg if logger_cfg is not None else (config or {}).get("logger")
+    if not selected(logger_cfg):
+        print(f"{folder}: no logger to log to (give logger=NAME)", file=sys.stderr)
+        return 0
+    run = RunInfo(folder, config or {}, summary.get("choices") or {}, summary.get("overrides") or [])
+    loggers = Loggers(logger_cfg, run)
+    steps = [(int(r["examples_seen"]), float(r["loss"])) for r in _read_csv(folder / "train_steps.csv")]
+    for row in _read_csv(folder / "metrics.csv"):
+        row = {k: _number(v) for k, v in row.items()}
+        loggers.log_epoch(row, steps)  # the steps go with the first epoch a logger has not logged yet
+    loggers.close(summary)
+    if "loggers" in summary:
+        on_disk = _read_json(folder / "summary.json")
+        on_disk["loggers"] = {**(on_disk.get("loggers") or {}), **summary["loggers"]}
+        write_json(folder / "summary.json", on_disk)
+    for name, record in summary.get("loggers", {}).items():
+        where = record.get("run_id") or record.get("dir") or ""
+        detail = f"missed ({record.get('error')})" if record["status"] == "missed" else f"logged {where}".rstrip()
+        print(f"{folder}: {name} {detail}", flush=True)
+    return len(loggers.missed)
+
+
+def _sweep_config(folder: Path, logger_cfg):
+    """The sweep's logger config (the overrides', else its multirun.yaml's) and Hydra job name."""
+    stored = OmegaConf.load(folder / "multirun.yaml")
+    logger = logger_cfg if logger_cfg is not None else stored.get("logger")
+    job_name = OmegaConf.select(stored, "hydra.job.name", default="mnist_runner")
+    return OmegaConf.create({"logger": logger, "hydra": {"job": {"name": job_name}}})
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except (TypeError, ValueError):
+            pass
+    return text
