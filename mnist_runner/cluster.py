@@ -6,7 +6,7 @@ and waits for them. This module's launchers are that launcher with what a cluste
 
 - **Lost jobs.** A job that ends without a result (cancelled, killed for memory, stopped at its time
   limit, its node failed) no longer stops the sweep with a traceback: its summary.json says what
-  happened (`status` interrupted or failed, `error`, and `slurm`: the job id and its state from
+  happened (`status` interrupted or failed, `error`, and `cluster`: the job id and its state from
   sacct), every other job's result is collected, and the sweep summary lists it (sweep.py; exit 1).
   A job that never started gets a folder with its config too, so it can be resumed like any other.
 - **SIGUSR2** (SLURM's warning before it preempts a job or, with submitit's `--signal`, before the
@@ -27,6 +27,8 @@ import json
 import math
 import os
 import signal
+import subprocess
+import time
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
@@ -46,6 +48,7 @@ STOPPED = {
     "CANCELLED": "was cancelled",
     "DEADLINE": "reached its deadline",
     "INTERRUPTED": "was killed by a signal",
+    "UNKNOWN": "left the queue with no record in SLURM's accounting (cancelled while it waited?)",
 }
 BROKEN = {  # `failed`
     "OUT_OF_MEMORY": "was killed for using more memory than it asked for (hydra.launcher.mem_gb)",
@@ -91,15 +94,30 @@ class ClusterLauncher:
         """The job's JobReturn; for a job that ended without one, its record (see `record_lost`) and NaN."""
         from submitit.core.utils import UncompletedJobError
 
-        job.wait()
+        state = self._wait(job)
         error = None
-        if job.paths.result_pickle.exists() or job.state == "COMPLETED":  # a result (maybe not yet visible)
+        if job.paths.result_pickle.exists() or state == "COMPLETED":  # a result (maybe not yet visible)
             try:
                 return job.results()[0]
             except UncompletedJobError as e:  # no result after all, or an error outside the task
                 error = str(e).strip().splitlines()[-1]
-        record_lost(self._sweep_config(overrides, num, job.job_id), job.job_id, job.state, error)
+        record_lost(self._sweep_config(overrides, num, job.job_id), self._EXECUTOR, job.job_id, state, error)
         return _nan_return(overrides)
+
+    def _wait(self, job) -> str:
+        """Wait until the job has ended (submitit's job.wait()); its state. A SLURM job that left the queue
+        with no record in SLURM's accounting (an array task cancelled while it waited) would keep submitit
+        waiting: after two looks 5 s apart it counts as ended, in state UNKNOWN."""
+        misses, looked = 0, time.time()
+        while not job.done():
+            if self._EXECUTOR == "slurm" and time.time() - looked >= 5:
+                looked = time.time()
+                gone = job.state == "UNKNOWN" and not _queued(job.job_id) and not job.get_info(mode="force")
+                misses = misses + 1 if gone else 0
+                if misses == 2:
+                    break
+            time.sleep(1)
+        return job.state
 
     def _sweep_config(self, overrides: list[str], num: int, job_id: str):
         """The job's config as the job composes it (Hydra's load_sweep_config, with its number)."""
@@ -140,7 +158,8 @@ class ClusterLauncher:
                 reason = str(e).removeprefix("Job not requeued because: ").rstrip(".")
         job_id = submitit.JobEnvironment().job_id
         folder = job_folder(self._sweep_config(overrides, num, job_id))
-        note(folder, job_id, "interrupted", "SIGUSR2, not requeued", f"got SIGUSR2 and was not requeued: {reason}")
+        what = f"got SIGUSR2 and was not requeued: {reason}"
+        note(folder, self._EXECUTOR, job_id, "interrupted", "SIGUSR2, not requeued", what)
         return _nan_return(overrides)
 
     def checkpoint(self, *args, **kwargs):
@@ -150,6 +169,12 @@ class ClusterLauncher:
         continued = copy.copy(self)
         continued.continues = True
         return submitit.helpers.DelayedSubmission(continued, *args, **kwargs)
+
+
+def _queued(job_id: str) -> bool:
+    """Whether squeue lists the job (waiting, running or completing)."""
+    result = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True, text=True)
+    return result.returncode == 0 and bool(result.stdout.strip())
 
 
 def _in_own_folder(task):
@@ -177,7 +202,7 @@ def job_folder(cfg) -> Path:
     return Path(str(cfg.hydra.sweep.dir)).resolve() / str(cfg.hydra.sweep.subdir)
 
 
-def record_lost(cfg, job_id: str, state: str, error: str | None = None) -> None:
+def record_lost(cfg, executor: str, job_id: str, state: str, error: str | None = None) -> None:
     """Write into the folder of the job with config `cfg` how it ended without a result: its SLURM
     state `state` (or `error`). A job that never started gets its folder, its .hydra/ config files
     (so that `resume=` can start it) and a summary.json."""
@@ -195,20 +220,23 @@ def record_lost(cfg, job_id: str, state: str, error: str | None = None) -> None:
     status = "interrupted" if word in STOPPED else "failed"
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     what = f"{what} ({state}: {error})" if error else f"{what} ({state})"
-    note(folder, job_id, status, state, what, choices, list(cfg.hydra.overrides.task))
+    note(folder, executor, job_id, status, state, what, choices, list(cfg.hydra.overrides.task))
 
 
-def note(folder: Path, job_id: str, status: str, state: str, what: str, choices=None, overrides=None) -> None:
-    """Set `status`, `error` ("SLURM job ID WHAT") and `slurm` in the job's summary.json (made if missing)."""
+def note(folder: Path, executor: str, job_id: str, status: str, state: str, what: str, choices=None, overrides=None):
+    """Set `status`, `error` ("SLURM job ID WHAT") and `cluster` (executor, job id, state) in the job's
+    summary.json (made when the job made none)."""
     path = Path(folder) / "summary.json"
     try:
         summary = json.loads(path.read_text())
     except (OSError, ValueError):
         what += ", before it started"
         summary = {"status": "running", "choices": choices or {}, "overrides": overrides or [], "epochs_completed": 0}
+    if summary.get("status") == "interrupted":  # it stopped on a signal and recorded so: that stands
+        status = "interrupted"
     if summary.get("status") != "completed":  # a job killed after it finished keeps its result
-        summary.update(status=status, error=f"SLURM job {job_id} {what}")
-    summary["slurm"] = {"job_id": job_id, "state": state}
+        summary.update(status=status, error=f"{'SLURM' if executor == 'slurm' else 'Local'} job {job_id} {what}")
+    summary["cluster"] = {"executor": executor, "job_id": job_id, "state": state}
     write_json(path, summary)
 
 

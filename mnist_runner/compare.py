@@ -23,6 +23,12 @@ HIGHER_IS_BETTER = {"final_test_acc", "best_test_acc", "params", "epochs"}
 # Settings that say where or how verbosely a run ran, not what it computed: hidden unless they
 # are asked for (--all-columns) or filtered on.
 QUIET_KEYS = {"dataset.root", "dataset.download", "trainer.progress"}
+# libyaml's safe loader when PyYAML has it: the same values as yaml.safe_load, about 10x faster
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _load_yaml(text: str):
+    return yaml.load(text, Loader=_YAML_LOADER)
 
 
 class RunReadError(Exception):
@@ -167,7 +173,7 @@ def _read_config(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _load_yaml(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise RunReadError(f".hydra/config.yaml cannot be read ({type(e).__name__})") from None
     return flatten(data) if isinstance(data, dict) else {}
@@ -192,7 +198,7 @@ def _settings(summary: dict, folder: Path) -> dict:
     if overrides is None:  # an older or foreign run: Hydra's own record
         path = folder / ".hydra" / "overrides.yaml"
         try:
-            overrides = yaml.safe_load(path.read_text()) if path.is_file() else []
+            overrides = _load_yaml(path.read_text()) if path.is_file() else []
         except (OSError, UnicodeDecodeError, yaml.YAMLError):
             raise RunReadError(".hydra/overrides.yaml cannot be read") from None
     for item in overrides or []:
@@ -210,7 +216,7 @@ def _scalar(text: str):
         except ValueError:
             pass
     try:
-        return yaml.safe_load(text)
+        return _load_yaml(text)
     except yaml.YAMLError:
         return text
 
@@ -626,6 +632,8 @@ def _interval(low, high, spec: str) -> str:
 def _p_value(p) -> str:
     if p is None:
         return "-"
+    if p < 1e-15:  # beyond double precision: the t distribution's tail underflows
+        return "<1e-15"
     return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
@@ -653,6 +661,12 @@ def group_notes(groups: list[Group], keys: list[str], runs: list[Run]) -> list[s
         notes.append(
             f"the groups ran different numbers of epochs ({counts}); final_* compare each run's last "
             f"epoch, best_* the best of the epochs it ran"
+        )
+    losses = {_text(r.setting("loss")) for g in groups for r in g.completed}
+    if len(losses) > 1:
+        notes.append(
+            f"the runs minimize different losses ({', '.join(sorted(losses))}): their test losses are on different "
+            f"scales, so compare their accuracies"
         )
     pooled = [
         k

@@ -47,7 +47,23 @@ class BinaryObjective(Objective):
 
 
 def build_loss(cfg) -> Objective:
-    return LOSSES.build(cfg)
+    return as_objective(LOSSES.build(cfg))
+
+
+class LossFunction(Objective):
+    """A plugin's plain loss, `loss(logits, labels)` (e.g. `nn.CrossEntropyLoss()`), predicting the arg-max class."""
+
+    def __init__(self, loss):
+        super().__init__()
+        self.loss = loss
+
+    def forward(self, logits, labels):
+        return self.loss(logits, labels)
+
+
+def as_objective(loss) -> Objective:
+    """`loss` itself when it is an Objective, else wrapped in one."""
+    return loss if isinstance(loss, Objective) else LossFunction(loss)
 
 
 def check_fit(objective: Objective, names: dict, model: nn.Module, data) -> None:

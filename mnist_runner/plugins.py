@@ -80,9 +80,7 @@ def load(names=()) -> None:
     reported now, naming both modules. Raises PluginError for a plugin that cannot be imported.
     """
     global _entry_points_loaded
-    if isinstance(names, str):
-        names = [names]
-    names = [str(n) for n in (names or [])]
+    names = module_names(names)
     directory = _start_directory()
     if directory not in sys.path:
         sys.path.insert(0, directory)
@@ -97,6 +95,20 @@ def load(names=()) -> None:
     for registry, _ in GROUPS.values():
         if registry.user_entries():
             registry.load_builtins()
+
+
+def module_names(value) -> list[str]:
+    """`plugins` as a list of module names: null, one name, or a list of names."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if hasattr(value, "__iter__") and not isinstance(value, dict) and all(isinstance(v, str) and v for v in value):
+        return list(value)
+    raise PluginError(
+        f"plugins={str(value).replace(' ', '')} is not allowed; it must be a list of Python module names, "
+        f"e.g. plugins=[my_models]"
+    )
 
 
 def _start_directory() -> str:
@@ -165,7 +177,7 @@ def names_in_argv(argv: list[str]) -> list[str]:
         if key == "plugins":
             values = value.list if override.is_sweep_override() else [value]
             for v in values:
-                names += [v] if isinstance(v, str) else list(v or [])
+                names += module_names(v)
         elif key in ("experiment", "resume") and isinstance(value, str):
             files = (
                 [Path(d) / "experiment" / f"{value}.yaml" for d in _config_dirs(argv)]
@@ -175,7 +187,7 @@ def names_in_argv(argv: list[str]) -> list[str]:
             for file in files:
                 if file.is_file():
                     found = OmegaConf.select(OmegaConf.load(file), "plugins", default=None)
-                    names += [found] if isinstance(found, str) else list(found or [])
+                    names += module_names(found)
                     break
     return list(dict.fromkeys(names))
 

@@ -69,11 +69,14 @@ class Parts:
     steps_per_epoch: int
 
 
-def build(cfg, choices: dict) -> Parts:
-    """Build every part the (validated) config names, seeded with `cfg.seed`."""
+def build(cfg, choices: dict, resumed_threads: int | None = None) -> Parts:
+    """Build every part the (validated) config names, seeded with `cfg.seed`.
+
+    `resumed_threads`: the CPU threads the run being resumed used, kept unless trainer.threads is set.
+    """
     set_deterministic(bool(cfg.trainer.get("deterministic", False)))
     device = resolve_device(cfg.device.type)
-    speed = configure_speed(cfg.trainer, device)  # threads; channels_last, compile, amp checked
+    speed = configure_speed(cfg.trainer, device, resumed_threads)  # threads; channels_last, compile, amp checked
     seed_everything(cfg.seed)
     data = load_data(cfg.dataset, device, seed=cfg.seed)
     model = build_model(cfg.model, data.input_shape, data.num_classes).to(device)
@@ -218,9 +221,10 @@ def run(
         },
     )
     state = _check(cfg, record, resumed_with)
+    resumed_threads = (_previous(out).get("speed") or {}).get("threads") if cfg.get("resume") else None
     record.save()
     with record.ending():
-        parts = build(cfg, choices)
+        parts = build(cfg, choices, resumed_threads)
         model, data = parts.model, parts.data
         record.summary.update(
             device=str(parts.device),

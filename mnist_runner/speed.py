@@ -4,22 +4,26 @@
 `Speed.forward_model` returns the module the training and evaluation loops call. That is the model
 itself, or a compiled / autocast view of it that shares its parameters, so the optimizer,
 checkpoints, `model.pt` and the model summary always see the plain model.
+
+`trainer.threads=null` on the CPU (`cpu_threads`): the cores this process may use (its CPU affinity,
+and a cgroup CPU quota when there is one), shared out between the jobs a parallel launcher runs at
+once; an explicit `OMP_NUM_THREADS` or `SLURM_CPUS_PER_TASK` wins. A resumed run keeps the count it
+started with (results are bit-identical only for the same count). The count used is recorded in
+summary.json (`speed.threads`, and `speed.threads_from` saying why). OpenMP's threads wait for each
+other passively (openmp.py), so that a busy machine slows them down rather than stalling them.
 """
 
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from .registry import ConfigError
 
-# Measured on a 2-core CPU (BENCHMARKS.md): small models gain little or nothing from a second
-# intra-op thread, and lose badly when the cores are busy with other work (OpenMP threads spin
-# while waiting for each other). One thread per run is the robust choice on a CPU; several runs
-# at once (sweeps, other jobs) then each keep a core. GPU runs keep PyTorch's default.
-CPU_DEFAULT_THREADS = 1
 # trainer.compile: false, true (torch.compile's default mode) or one of its modes by name.
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 _TORCH_DEFAULT_THREADS = torch.get_num_threads()  # before any run changes it
@@ -31,6 +35,7 @@ class Speed:
     channels_last: bool
     compile: bool | str  # False, True or a torch.compile mode
     amp: bool
+    threads_from: str = "trainer.threads"  # what chose `threads`
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -61,22 +66,77 @@ class Autocast(nn.Module):
             return self.model(x).float()
 
 
-def default_threads(device: torch.device) -> int:
-    """`trainer.threads=null`: one thread on the CPU, PyTorch's own default with an accelerator."""
-    return CPU_DEFAULT_THREADS if device.type == "cpu" else _TORCH_DEFAULT_THREADS
+def default_threads(device: torch.device, resumed_threads: int | None = None) -> tuple[int, str]:
+    """`trainer.threads=null`: (threads, what chose them). The CPU: those of the run being resumed,
+    else `cpu_threads()`; with an accelerator, PyTorch's own default (the CPU only launches kernels)."""
+    if device.type != "cpu":
+        return _TORCH_DEFAULT_THREADS, "PyTorch's default"
+    if resumed_threads:
+        return int(resumed_threads), "the resumed run"
+    return cpu_threads()
 
 
-def configure(trainer, device: torch.device) -> Speed:
+def cpu_threads() -> tuple[int, str]:
+    """Intra-op threads for one run on the CPU, and why: an explicit OMP_NUM_THREADS (joblib's
+    workers get one: cores // n_jobs), else SLURM_CPUS_PER_TASK, else this process's cores divided
+    between the jobs a parallel Hydra launcher runs at once (joblib's `n_jobs`)."""
+    for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value), name
+    cores = available_cores()
+    jobs = parallel_jobs(cores)
+    if jobs > 1:
+        return max(1, cores // jobs), f"{cores} cores / {jobs} parallel jobs"
+    return cores, f"{cores} cores"
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on (its affinity), limited by a cgroup v2 CPU quota if any."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+def parallel_jobs(cores: int) -> int:
+    """How many jobs of this Hydra multirun run at once: joblib's `n_jobs` (-1: one per core), else 1."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+    except ImportError:
+        return 1
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return 1
+    n_jobs = HydraConfig.get().launcher.get("n_jobs")
+    if not isinstance(n_jobs, int) or n_jobs == 0:
+        return 1
+    return n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)  # joblib: -1 all cores, -2 all but one
+
+
+def configure(trainer, device: torch.device, resumed_threads: int | None = None) -> Speed:
     """Check trainer.compile/.amp against `device`, set the CPU threads, return the settings.
 
     The values' types and ranges were checked by `validate.validate`; here only what depends on
-    the device.
+    the device. `resumed_threads`: the threads of the run being resumed (kept unless
+    `trainer.threads` is given).
     """
-    threads = trainer.get("threads")
+    threads, chosen_by = trainer.get("threads"), "trainer.threads"
     if threads is None:
-        threads = default_threads(device)
+        threads, chosen_by = default_threads(device, resumed_threads)
     speed = Speed(
-        threads, trainer.get("channels_last", False), trainer.get("compile", False), trainer.get("amp", False)
+        threads,
+        trainer.get("channels_last", False),
+        trainer.get("compile", False),
+        trainer.get("amp", False),
+        chosen_by,
     )
     if speed.amp and device.type != "cuda":
         raise ConfigError(

@@ -10,6 +10,8 @@ It writes into the sweep folder:
   jobs that differ only in their seed (mean, sd, min, max, 95% CI: docs/statistics.md), and
   `sweep.png` draws each group's mean with a band of ±1 sd instead of one line per job.
 Jobs that failed (or were killed or interrupted) are listed, and the multirun then exits with status 1.
+With `logger=mlflow` the sweep is also an MLflow parent run, started when the multirun starts (its jobs
+become its children) and given the summary files at the end (loggers.sweep_started / sweep_ended).
 """
 
 import sys
@@ -94,7 +96,7 @@ def failure(run: compare.Run, code: str = "") -> str:
     epochs, total = run.summary.get("epochs_completed"), run.config.get("trainer.epochs")
     done = f" after {epochs} of {total} epochs" if epochs is not None and total is not None else ""
     line = f"{code}{run.name}{code} ({run.status}{done}): {why}"
-    can_go_on = run.status in ("interrupted", "running") or "slurm" in run.summary
+    can_go_on = run.status in ("interrupted", "running") or "cluster" in run.summary
     if can_go_on and (run.folder / ".hydra" / "config.yaml").is_file():
         line += f"; continue with: {code}{resume_command(run.folder)}{code}"
     return line

@@ -5,7 +5,8 @@ one config, and `train(cfg)` runs it: a fresh run, or `resume=FOLDER` continuing
 becomes one line and an exit code in `reported`. Kept free of torch imports so `--help` and
 `--cfg job` answer at once; the run's modules are imported when a run starts.
 
-Exit codes: 2 bad input, 1 failed (data or a crash), 3 diverged, 130/143 interrupted (SIGINT/SIGTERM).
+Exit codes: 2 bad input, 1 failed (data or a crash), 3 diverged, 130/143 interrupted (SIGINT/SIGTERM;
+140: SIGUSR2 in a cluster job, cluster.py).
 In a multirun a job that fails is recorded in its summary.json and the sweep goes on; the sweep
 summary (sweep.py) exits 1 at the end.
 """
@@ -18,12 +19,13 @@ from pathlib import Path
 
 import hydra
 
-from . import plugins
+from . import openmp, plugins
 from .config import config_dir, quote_resume_args, resume_command
 
 
 def main() -> None:
     """`python -m mnist_runner` / `mnist-runner`: import the plugins the command names (plugins.py), then Hydra."""
+    openmp.prepare()  # before anything imports torch
     sys.argv = quote_resume_args(sys.argv)  # resume=FOLDER as it is, even with `=` or `,` in FOLDER
     plugins.prepare(sys.argv[1:])
     compose_and_train()

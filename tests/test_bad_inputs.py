@@ -59,6 +59,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides, key", BAD, ids=[" ".join(o) for o, _ in BAD])
 def test_bad_override_is_one_clear_line(cli, overrides, key):
     result = cli("trainer.epochs=1", *overrides)
@@ -113,6 +114,7 @@ def finished_run(finished_template, tmp_path):
     return run
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "overrides, key",
     [
@@ -131,6 +133,7 @@ def test_resume_refuses_changes_to_the_experiment(cli, finished_run, tmp_path, o
     assert [p.name for p in (tmp_path / "outputs").iterdir()] == ["2000-01-01"]  # and no new folder is left
 
 
+@pytest.mark.slow
 def test_resume_trains_longer_but_cannot_shorten_a_run(cli, finished_run, tmp_path):
     first = (finished_run / "metrics.csv").read_text()
     result = cli(f"resume={finished_run}", "trainer.epochs=2")  # allowed: trains one more epoch

@@ -15,6 +15,8 @@ from conftest import run_cli_in_process, run_folders, synthetic_digits
 from mnist_runner import eval as evaluation
 from mnist_runner import predict
 
+pytestmark = pytest.mark.slow  # every test uses runs trained for it (in this process, an epoch each)
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, data_root):
@@ -217,7 +219,6 @@ def test_predict_bad_input_is_one_clear_line(trained, tmp_path, capsys):
         assert len(err.strip().splitlines()) == 1 and message in err and "Traceback" not in err, err
 
 
-@pytest.mark.slow
 def test_eval_and_predict_as_commands(trained, tmp_path, data_root):
     env = {**os.environ, "MNIST_RUNNER_DATA": str(data_root)}
     (png,) = write_pngs(tmp_path, synthetic_digits(1, 10, seed=1)[0])

@@ -150,10 +150,12 @@ def settings(cfg) -> dict:
     return data
 
 
-def train_losses(run: Path) -> list[float]:
-    """The train_loss of each epoch, from the run's metrics.csv."""
+def assert_training_lowered_the_loss(run: Path) -> None:
+    """The second epoch's training loss is below the first's, by more than rounding (a run that does not
+    learn repeats its loss to ~1e-7; LeNet, the slowest starter here, gains 0.005 to 0.013)."""
     with open(run / "metrics.csv", newline="") as f:
-        return [float(row["train_loss"]) for row in csv.DictReader(f)]
+        first, second = (float(row["train_loss"]) for row in csv.DictReader(f))
+    assert first - second > 1e-3, f"training loss {first} -> {second}"
 
 
 def test_every_preset_is_in_the_table():
@@ -162,17 +164,17 @@ def test_every_preset_is_in_the_table():
 
 @pytest.mark.parametrize("preset", sorted(SEEDS))
 def test_preset_composes_to_exactly_the_seeds_settings(preset):
-    seed = SEEDS[preset]
+    notebook = SEEDS[preset]
     default = settings(compose_config())
     expected = {
         **default,
-        "seed": seed["seed"],
-        "model": seed["model"],
-        "loss": seed["loss"],
-        "optimizer": seed["optimizer"],
+        "seed": notebook["seed"],
+        "model": notebook["model"],
+        "loss": notebook["loss"],
+        "optimizer": notebook["optimizer"],
         "scheduler": {"name": "none"},  # no seed builds a scheduler
-        "dataset": {**default["dataset"], **seed["dataset"]},
-        "trainer": {**default["trainer"], **seed["trainer"]},
+        "dataset": {**default["dataset"], **notebook["dataset"]},
+        "trainer": {**default["trainer"], **notebook["trainer"]},
     }
     assert settings(compose_config(f"experiment={preset}")) == expected
 
@@ -199,7 +201,7 @@ def test_an_experiment_is_applied_after_the_root_config_and_command_line_wins():
     assert compose_config().get("experiment") is None
 
 
-# --- Short runs: two epochs on fixture data; the second epoch's training loss must be lower ---------
+# --- Short runs: two epochs on fixture data; the second epoch's training loss must be lower --------
 
 
 @pytest.fixture(scope="module")
@@ -222,18 +224,17 @@ def test_a_short_run_of_the_preset_lowers_its_training_loss(tmp_path, preset_dat
         tmp_path, preset_data, f"experiment={preset}", "trainer.epochs=2", *FIT_PRESET.get(preset, [])
     )
     assert summary["status"] == "completed" and summary["choices"]["experiment"] == preset
-    first, second = train_losses(tmp_path)
-    assert second < first
+    assert_training_lowered_the_loss(tmp_path)
 
 
-# Every option of every group. Models train on 20 images (one step an epoch, quick even for VGG-11); the
+# Every option of every group. Models train on 20 images in batches of 5 (quick even for VGG-11); the
 # other groups' options train the quick MLP (LeNet barely leaves 2.30 in two epochs on fixture data).
 # The rest makes each option fit the fixtures and learn: binary losses need two classes and one output,
 # 600 per class is more than the fixtures hold, and lr 0.1 (cnn3) or 0.01 (rmsprop) overshoots on them.
-BASE = {"model": ["dataset.per_class=2"]}
+BASE = {"model": ["dataset.per_class=2", "trainer.batch_size=5"]}
 EXTRA = {
     ("model", "logistic"): ["dataset=mnist_4v9", "loss=logistic"],
-    ("model", "cnn3"): ["dataset.per_class=2", "optimizer.lr=0.001"],  # the seed's lr
+    ("model", "cnn3"): [*BASE["model"], "optimizer.lr=0.001"],  # the seed's lr
     ("dataset", "mnist_600"): ["model=mlp_128", "dataset.per_class=5"],
     ("loss", "logistic"): ["dataset=mnist_4v9", "model=logistic"],
     ("loss", "sum_of_squares"): ["dataset=mnist_4v9", "model=logistic"],
@@ -254,5 +255,4 @@ def test_every_option_lowers_the_training_loss(tmp_path, all_data_root, group, o
     extra = EXTRA.get((group, option), BASE.get(group, ["model=mlp_128"]))
     summary = run_in_process(tmp_path, all_data_root, f"{group}={option}", "trainer.epochs=2", *extra)
     assert summary["status"] == "completed" and summary["choices"][group] == option
-    first, second = train_losses(tmp_path)
-    assert second < first
+    assert_training_lowered_the_loss(tmp_path)

@@ -158,13 +158,27 @@ def test_cnn3_and_vgg11_structure():
     assert build("vgg11", (1, 28, 28), 10, "model.width=64").eval()(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
 
 
-@pytest.mark.parametrize("option", ["lenet_full", "cnn_small", "cnn2", "cnn3", "cnn_10_20", "vgg11"])
+@pytest.mark.parametrize("option", ["lenet_full", "lenet_subset", "vgg11"])
 def test_models_reject_inputs_they_cannot_take(option):
     name = compose_config(f"model={option}").model.name
     with pytest.raises(
         ConfigError, match=rf"model={name} takes inputs of shape \(1, 28, 28\) but the dataset gives \(3, 32, 32\)"
     ):
         build(option, (3, 32, 32), 10)
+
+
+@pytest.mark.parametrize(
+    "option, too_small",
+    [("cnn_small", (1, 9, 9)), ("cnn2", (1, 3, 8)), ("cnn3", (1, 5, 5)), ("cnn_10_20", (3, 11, 11))],
+)
+def test_cnns_take_any_input_their_layers_leave_features_of(option, too_small):
+    """Colour and other sizes (issue 13: dataset=npz, image_folder); 1x28x28 keeps the seeds' layer sizes."""
+    for shape in ((3, 32, 32), (1, 16, 20)):
+        model = build(option, shape, 7).eval()
+        assert model(torch.zeros(2, *shape)).shape == (2, 7)
+    with pytest.raises(ConfigError) as error:
+        build(option, too_small, 10)
+    assert str(error.value).startswith(f"model={option} cannot take inputs of shape {too_small}: they are too small")
 
 
 @pytest.mark.parametrize("option", ["logistic", "softmax", "mlp"])

@@ -84,6 +84,19 @@ def test_list_helpers_include_the_built_in_entries():
     assert mnist_runner.register_model.__self__.kind == "model"
 
 
+def test_a_plain_loss_module_is_an_objective_predicting_the_arg_max():
+    import torch
+
+    from mnist_runner.losses import CrossEntropy, as_objective
+
+    objective = as_objective(torch.nn.CrossEntropyLoss())
+    logits, labels = torch.tensor([[2.0, 0.5], [0.1, 0.3]]), torch.tensor([0, 0])
+    assert objective(logits, labels).item() == pytest.approx(CrossEntropy()(logits, labels).item())
+    assert objective.correct(logits, labels).tolist() == [True, False] and not objective.binary
+    own = CrossEntropy()
+    assert as_objective(own) is own
+
+
 def test_builder_keyword_defaults_become_config_keys():
     widget = object()
 
@@ -187,6 +200,7 @@ PLUGIN_A = "from mnist_runner import register_model\n\n@register_model\ndef dup(
     "files, plugin_list, code, message",
     [
         ({}, "[nowhere]", 2, "Error: plugins=[nowhere]: no module named 'nowhere' (looked in {cwd} and the installed"),
+        ({}, "[1,2]", 2, "Error: plugins=[1,2] is not allowed; it must be a list of Python module names"),
         (
             {"a.py": PLUGIN_A, "b.py": PLUGIN_A},
             "[a,b]",
@@ -331,3 +345,35 @@ def test_config_dir_with_the_users_own_model_file(tmp_path, cli):
         summary["choices"]["model"] == "mlp_wide"
         and summary["params"]["total"] == 784 * 256 + 256 + 256 * 64 + 64 + 650
     )
+
+
+@pytest.mark.slow
+def test_documented_plugin_commands_compose_where_the_example_lives(tmp_path):
+    """The commands naming plugins=[...] that tests/test_docs.py cannot compose (it imports no plugins)."""
+    from hydra._internal.utils import get_args_parser
+    from test_docs import EXAMPLE_PLUGIN, EXCEPTIONS, all_commands, jobs
+
+    shown = [c for c in all_commands() if EXCEPTIONS.get(c.text) == EXAMPLE_PLUGIN]
+    assert len(shown) >= 3
+    job_lists = []
+    for command in shown:
+        args = get_args_parser().parse_args(list(command.argv))
+        job_lists += jobs(args.overrides) if args.multirun else [args.overrides]
+    code = textwrap.dedent(
+        """
+        import json, sys
+        from hydra import compose, initialize_config_dir
+        from mnist_runner import plugins
+        from mnist_runner.config import config_dir
+        from mnist_runner.validate import validate
+        for job in json.loads(sys.argv[1]):
+            plugins.prepare(job)
+            with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
+                validate(compose("config", overrides=job))
+        print("composed", len(json.loads(sys.argv[1])))
+        """
+    )
+    shutil.copy(EXAMPLE, tmp_path)
+    result = python("-c", code, json.dumps(job_lists), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"composed {len(job_lists)}"

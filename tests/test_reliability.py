@@ -236,6 +236,7 @@ def damage(raw: Path, how: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["truncated", "padded", "wrong magic", "not IDX", "missing"])
 def test_damaged_data_file_is_named_and_recorded(cli, tmp_path, data_root, how):
     root = tmp_path / "data"

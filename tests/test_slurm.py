@@ -7,18 +7,22 @@ does when it can). Their jobs are tiny: fixture data, 1 CPU each. The others nee
 
 import csv
 import json
+import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from subprocess import PIPE
 
 import pytest
 import torch
-from conftest import compose_config, run_cli_in_process, run_folders
+from conftest import compose_config, run_cli_in_process
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import OmegaConf, open_dict
 
 from mnist_runner import config, sweep, train
 from mnist_runner.config import hydra_quoted, quote_resume_args, resume_command
@@ -38,7 +42,6 @@ needs_slurm = pytest.mark.skipif(
     reason="no SLURM here: `sinfo` does not answer (as root, ../shared/slurm/start-local-slurm.sh starts a "
     "one-node SLURM; .ci/run does when it can)",
 )
-slurm = [pytest.mark.slurm, pytest.mark.slow, needs_slurm]
 
 # Momentum and a step schedule (as test_reliability.py), so optimizer and scheduler state must survive a requeue.
 ARGS = [
@@ -50,7 +53,6 @@ ARGS = [
     "scheduler.gamma=0.9",
     "report.plots=false",
 ]
-SLURM = ["hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1"]
 
 
 # --- resume commands that work when pasted (no SLURM needed) --------------------------------------
@@ -112,3 +114,275 @@ def test_a_sweep_job_folder_resumes_as_written(tmp_path, data_root, monkeypatch)
     assert summary["status"] == "completed" and summary["epochs_completed"] == 3
     assert [r["from_epoch"] for r in summary["resumed"]] == [1, 2]
     assert list(elsewhere.iterdir()) == []
+
+
+# --- lost jobs, as the launcher records them (no SLURM needed) ------------------------------------
+
+
+def job_config(sweep_dir: Path, num: int, *overrides: str):
+    cfg = compose_config(f"hydra.sweep.dir={sweep_dir}", *overrides)
+    with open_dict(cfg.hydra.job):
+        cfg.hydra.job.num = num
+    return cfg
+
+
+def test_lost_jobs_are_recorded_and_listed_with_the_command_that_continues_them(tmp_path):
+    from mnist_runner import cluster
+
+    # job 0 was cancelled while it waited in the queue: it gets a folder, its config and a summary.json
+    never = job_config(tmp_path, 0, "optimizer.lr=0.05", "trainer.epochs=4")
+    cluster.record_lost(never, "slurm", "12_0", "CANCELLED by 0")
+    folder = cluster.job_folder(never)
+    assert folder == tmp_path.resolve() / "0_optimizer.lr=0.05,trainer.epochs=4"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["epochs_completed"] == 0
+    assert summary["error"] == "SLURM job 12_0 was cancelled (CANCELLED by 0), before it started"
+    assert summary["cluster"] == {"executor": "slurm", "job_id": "12_0", "state": "CANCELLED by 0"}
+    assert OmegaConf.load(folder / ".hydra" / "config.yaml").optimizer.lr == 0.05  # resume= can start it
+    assert OmegaConf.load(folder / ".hydra" / "overrides.yaml") == ["optimizer.lr=0.05", "trainer.epochs=4"]
+
+    # job 1 was killed for memory in its third epoch: its own summary.json says so now
+    killed = job_config(tmp_path, 1, "optimizer.lr=0.1", "trainer.epochs=4")
+    ran = cluster.job_folder(killed)
+    (ran / ".hydra").mkdir(parents=True)
+    shutil.copy(folder / ".hydra" / "config.yaml", ran / ".hydra" / "config.yaml")
+    (ran / "summary.json").write_text(json.dumps({"status": "running", "epochs_completed": 2}))
+    cluster.record_lost(killed, "slurm", "12_1", "OUT_OF_MEMORY")
+    summary = json.loads((ran / "summary.json").read_text())
+    assert summary["status"] == "failed" and summary["epochs_completed"] == 2
+    assert summary["error"].startswith("SLURM job 12_1 was killed for using more memory than it asked for")
+
+    # a job killed after it finished keeps its result
+    done = job_config(tmp_path, 2, "optimizer.lr=0.2", "trainer.epochs=4")
+    cluster.job_folder(done).mkdir()
+    (cluster.job_folder(done) / "summary.json").write_text(json.dumps({"status": "completed", "epochs_completed": 4}))
+    cluster.record_lost(done, "slurm", "12_2", "NODE_FAIL")
+    assert json.loads((cluster.job_folder(done) / "summary.json").read_text())["status"] == "completed"
+
+    failed = sweep.write_summary(tmp_path)
+    assert [r.folder.name[0] for r in failed] == ["0", "1"]
+    md = (tmp_path / "sweep_summary.md").read_text()
+    assert "## Failed jobs (2)" in md
+    assert "(interrupted after 0 of 4 epochs): SLURM job 12_0 was cancelled" in md
+    assert f"; continue with: `{resume_command(folder)}`" in md
+    line = sweep.failure(failed[1])  # the console's line: the command last, nothing around it
+    assert line.startswith("1_optimizer.lr=0.1,trainer.epochs=4 (failed after 2 of 4 epochs): SLURM job 12_1")
+    assert line.endswith(f"; continue with: {resume_command(ran)}")
+    with open(tmp_path / "sweep_summary.csv", newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["interrupted", "failed", "completed"]
+
+
+def test_per_class_names_the_class_that_limits_it():
+    from mnist_runner.data import RawSplit, first_per_class
+    from mnist_runner.registry import ConfigError
+
+    labels = torch.tensor([0] * 9 + [1] * 5 + [2] * 7)
+    split = RawSplit(torch.zeros(len(labels), 28, 28, dtype=torch.uint8), labels)
+    with pytest.raises(ConfigError) as e:
+        first_per_class(split, 8, ["zero", "one", "two"], "test")
+    assert str(e.value) == (
+        "dataset.per_class=8 is larger than the test split has of class 'one' (5, the fewest of any class); "
+        "choose at most 5"
+    )
+
+
+# --- against a real SLURM -------------------------------------------------------------------------
+
+
+def start_sweep(cwd: Path, data_root: Path, *overrides: str, launcher: str = "slurm") -> subprocess.Popen:
+    cwd.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable,
+        "-m",
+        "mnist_runner",
+        "-m",
+        f"hydra/launcher={launcher}",
+        "hydra.launcher.cpus_per_task=1",
+    ]
+    command += ["device=cpu", "trainer.progress=false", *ARGS]
+    env = {**os.environ, "MNIST_RUNNER_DATA": str(data_root)}
+    return subprocess.Popen([*command, *overrides], cwd=cwd, env=env, stdout=PIPE, stderr=PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> subprocess.CompletedProcess:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"the sweep did not end in {timeout} s:\n{err[-3000:]}")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def wait_for(what, description: str, proc: subprocess.Popen, timeout: float = 120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = what()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"the sweep ended before {description}:\n{finish(proc).stderr[-3000:]}")
+        time.sleep(0.1)
+    proc.kill()
+    pytest.fail(f"no {description} after {timeout} s:\n{proc.communicate()[1][-3000:]}")
+
+
+def sweep_of(cwd: Path, proc) -> Path:
+    return wait_for(lambda: next(iter((cwd / "multirun").glob("*/*/.submitit")), None), "sweep folder", proc).parent
+
+
+def job_id(sweep: Path, num: int, proc) -> str:
+    """SLURM's id of the sweep's job `num` (an array task, `123_4`), from submitit's folder."""
+    return wait_for(lambda: next((p.name for p in (sweep / ".submitit").glob(f"*_{num}")), None), "job id", proc)
+
+
+def job_folder(sweep: Path, num: int) -> Path | None:
+    return next(iter(sweep.glob(f"{num}_*")), None)
+
+
+def epochs_done(folder: Path | None) -> int:
+    try:
+        return json.loads((folder / "summary.json").read_text())["epochs_completed"]
+    except (TypeError, OSError, ValueError, KeyError):
+        return 0
+
+
+def summary(folder: Path) -> dict:
+    return json.loads((folder / "summary.json").read_text())
+
+
+def rows_without_seconds(run: Path) -> list[dict]:
+    with open(run / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in csv.DictReader(f)]
+
+
+def continue_command(stderr: str, folder: Path) -> list[str]:
+    """The command the sweep printed to continue the job in `folder`, as the shell splits it."""
+    (line,) = [line for line in stderr.splitlines() if line.startswith(f"Job {folder.name} ")]
+    argv = shlex.split(line.split("; continue with: ")[1])
+    assert argv[:3] == ["python", "-m", "mnist_runner"]
+    return [sys.executable, *argv[1:]]
+
+
+def run_command(argv: list[str], cwd: Path, data_root: Path, *more: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MNIST_RUNNER_DATA": str(data_root)}
+    return subprocess.run([*argv, *more], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def release_requeued(job: str, proc) -> None:
+    """SLURM holds a requeued job about two minutes before it may start again: let it start now."""
+    state = lambda: subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"], capture_output=True, text=True).stdout
+    wait_for(lambda: "BeginTime" in state(), "requeued job waiting for its begin time", proc)
+    subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
+
+
+def local_task(sweep: Path, num: int, proc) -> int:
+    """The process id of job `num` of a hydra/launcher=local sweep (the child of its submitit controller)."""
+    from submitit.core.utils import DelayedSubmission
+
+    def find():
+        for pickle in sweep.glob(".submitit/*/*_submitted.pkl"):
+            controller = pickle.parent.name
+            if DelayedSubmission.load(pickle).args[2] == num:
+                children = Path(f"/proc/{controller}/task/{controller}/children").read_text().split()
+                return int(children[0]) if children else None
+        return None
+
+    return wait_for(find, f"process of job {num}", proc)
+
+
+def assert_requeued_job_ends_as_if_never_stopped(sweep: Path, result: subprocess.CompletedProcess) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+    requeued, never_stopped = job_folder(sweep, 0), job_folder(sweep, 1)
+    first, second = summary(requeued), summary(never_stopped)
+    assert first["status"] == second["status"] == "completed"
+    assert first["epochs_completed"] == second["epochs_completed"] == 12
+    (resumed,) = first["resumed"]  # it continued in its own folder from its last completed epoch
+    assert 1 <= resumed["from_epoch"] < 12 and "resumed" not in second
+    assert rows_without_seconds(requeued) == rows_without_seconds(never_stopped)
+    got, want = (torch.load(f / "model.pt", weights_only=True) for f in (requeued, never_stopped))
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    with open(sweep / "sweep_summary.csv", newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["completed", "completed"]
+
+
+@pytest.mark.slow
+def test_a_local_job_requeued_after_sigusr2_ends_as_if_never_stopped(tmp_path, data_root):
+    """hydra/launcher=local (no SLURM needed): submitit's requeue runs the job again in this machine."""
+    proc = start_sweep(tmp_path, data_root, "trainer.epochs=12", "seed=3,3", launcher="local")
+    sweep = sweep_of(tmp_path, proc)
+    task = local_task(sweep, 0, proc)
+    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+    os.kill(task, signal.SIGUSR2)
+    assert_requeued_job_ends_as_if_never_stopped(sweep, finish(proc))
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_slurm
+def test_a_preempted_job_is_requeued_and_ends_as_if_never_stopped(tmp_path, data_root):
+    # Two identical jobs: job 0 gets SIGUSR2 (SLURM's warning before preemption) after its first epoch.
+    proc = start_sweep(tmp_path, data_root, "trainer.epochs=12", "seed=3,3")
+    sweep = sweep_of(tmp_path, proc)
+    job = job_id(sweep, 0, proc)
+    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+    subprocess.run(["scancel", "--signal=USR2", job], check=True)
+    release_requeued(job, proc)
+    assert_requeued_job_ends_as_if_never_stopped(sweep, finish(proc))
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_slurm
+def test_cancelled_jobs_are_listed_the_summary_written_and_they_resume(tmp_path, data_root):
+    # job 0 is cancelled while it trains, job 2 while it waits in the queue; job 1 completes.
+    proc = start_sweep(tmp_path, data_root, "trainer.epochs=1000,2,2", "hydra.launcher.array_parallelism=2")
+    sweep = sweep_of(tmp_path, proc)
+    subprocess.run(["scancel", job_id(sweep, 2, proc)], check=True)
+    job = job_id(sweep, 0, proc)
+    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+    subprocess.run(["scancel", job], check=True)
+    result = finish(proc)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+    running, done, waiting = (job_folder(sweep, n) for n in range(3))
+    assert summary(done)["status"] == "completed"
+    cancelled = summary(running)
+    assert cancelled["status"] == "interrupted" and cancelled["epochs_completed"] >= 1
+    assert re.fullmatch(rf"SLURM job {job} was cancelled \(CANCELLED by \d+\)", cancelled["error"])
+    assert cancelled["cluster"]["state"].startswith("CANCELLED")
+    queued = summary(waiting)
+    assert queued["status"] == "interrupted" and queued["epochs_completed"] == 0
+    assert queued["error"].endswith(", before it started")  # SLURM keeps no record of a waiting task cancelled
+    with open(sweep / "sweep_summary.csv", newline="") as f:
+        assert [r["status"] for r in csv.DictReader(f)] == ["interrupted", "completed", "interrupted"]
+    assert "## Failed jobs (2)" in (sweep / "sweep_summary.md").read_text()
+    lines = [line for line in result.stderr.splitlines() if line.startswith("Job ")]
+    assert len(lines) == 2 and "2 job(s) failed" in result.stderr  # one line per lost job
+    assert lines[0].startswith(f"Job {running.name} (interrupted after {cancelled['epochs_completed']} of 1000")
+
+    # The job that never started starts (and finishes) with the command the sweep printed.
+    resumed = run_command(continue_command(result.stderr, waiting), tmp_path, data_root, "trainer.progress=false")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert summary(waiting)["status"] == "completed" and len(rows_without_seconds(waiting)) == 2
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_slurm
+def test_a_job_at_its_time_limit_is_interrupted_and_continues_with_the_printed_command(tmp_path, data_root):
+    proc = start_sweep(tmp_path, data_root, "trainer.epochs=100000", "hydra.launcher.timeout_min=1")
+    result = finish(proc, timeout=240)
+    assert result.returncode == 1, result.stderr[-3000:]
+    sweep = sweep_of(tmp_path, proc)
+    folder = job_folder(sweep, 0)
+    stopped = summary(folder)
+    assert stopped["status"] == "interrupted" and stopped["epochs_completed"] >= 1, stopped
+    # SIGUSR2 shortly before the limit (submitit's --signal): the job stops itself; else SLURM stops it
+    assert stopped["error"].endswith(("not requeued: timed-out too many times", "reached its time limit (TIMEOUT)"))
+    done = stopped["epochs_completed"]
+
+    resumed = run_command(continue_command(result.stderr, folder), tmp_path, data_root, f"trainer.epochs={done + 1}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert summary(folder)["status"] == "completed" and len(rows_without_seconds(folder)) == done + 1

@@ -52,6 +52,7 @@ def test_default_speed_settings_are_recorded_and_applied(tmp_path, data_root):
     fresh.load_state_dict(state)
 
 
+@pytest.mark.slow
 def test_threads_and_channels_last_change_speed_not_results(tmp_path, data_root):
     base = run_in_process(
         tmp_path / "a", data_root, "trainer.epochs=2", "report.plots=false", "trainer.channels_last=false"
@@ -84,6 +85,7 @@ def test_compile_trains_the_same_model_and_saves_plain_weights(tmp_path, data_ro
     assert eager["params"] == compiled["params"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "override, expected",
     [

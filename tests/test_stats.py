@@ -296,7 +296,7 @@ def test_a_sweep_without_seeds_writes_no_grouped_tables(tmp_path):
 @pytest.mark.slow
 def test_a_tiny_real_seed_sweep_writes_groups_with_the_right_n(run_cli, tmp_path):
     result = run_cli(
-        "-m",
+        "hydra.mode=MULTIRUN",
         "model=lenet_full,mlp_128",
         "seed=range(3)",
         "trainer.epochs=1",

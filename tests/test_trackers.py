@@ -184,6 +184,7 @@ def mlflow_server(tmp_path_factory):
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},  # no job-runner processes
     )
     uri = f"http://127.0.0.1:{port}"
     try:
@@ -201,12 +202,16 @@ def mlflow_server(tmp_path_factory):
             time.sleep(1)
         yield uri
     finally:
-        os.killpg(process.pid, signal.SIGTERM)  # the server and the workers it started
+        os.killpg(process.pid, signal.SIGTERM)  # the server and every process it started
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            pass
+        try:
+            os.killpg(process.pid, signal.SIGKILL)  # what is left of its group
+        except ProcessLookupError:
+            pass
+        process.wait()
         log.close()
 
 
@@ -290,7 +295,7 @@ def test_mlflow_sweep_is_a_parent_run_with_its_jobs_under_it(mlflow_server, cli,
         f"logger.mlflow.tracking_uri={uri}",
         "logger.mlflow.experiment=sweep",
     )
-    assert result.returncode == 1, result.stdout + result.stderr  # the first job diverges, the second completes
+    assert result.returncode == 0, result.stdout + result.stderr  # the first job diverges, the second completes
     client = client_of(uri)
     experiment = client.get_experiment_by_name("sweep")
     runs = client.search_runs([experiment.experiment_id])
@@ -299,7 +304,7 @@ def test_mlflow_sweep_is_a_parent_run_with_its_jobs_under_it(mlflow_server, cli,
     assert len(jobs) == 2 and all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in jobs)
     assert [r.data.params["optimizer.lr"] for r in jobs] == ["10000000000.0", "0.1"]
     assert [(r.data.tags["status"], r.info.status) for r in jobs] == [("diverged", "FAILED"), ("completed", "FINISHED")]
-    assert parent.info.status == "FAILED"
+    assert parent.info.status == "FINISHED"  # a diverged job does not fail the sweep (sweep.py)
     sweep = next((tmp_path / "multirun").glob("*/*"))
     assert parent.info.run_name == "/".join(sweep.parts[-2:])
     assert {"sweep_summary.csv", "sweep_summary.md", "multirun.yaml"} <= artifacts(client, parent.info.run_id)
@@ -307,26 +312,72 @@ def test_mlflow_sweep_is_a_parent_run_with_its_jobs_under_it(mlflow_server, cli,
 
 
 @pytest.mark.slow
-def test_a_tracking_server_that_is_down_costs_the_run_nothing_and_it_is_logged_afterwards(mlflow_server, cli, tmp_path):
+def test_mlflow_run_status_follows_the_summary_and_log_model_false_leaves_the_weights_out(mlflow_server, tmp_path):
+    client = client_of(mlflow_server)
+    expected = {"completed": "FINISHED", "interrupted": "KILLED", "diverged": "FAILED", "failed": "FAILED"}
+    for status, mlflow_status in expected.items():
+        folder = tmp_path / status
+        folder.mkdir()
+        (folder / "model.pt").write_bytes(b"weights")
+        (folder / "metrics.csv").write_text("epoch,test_acc\n1,0.5\n")
+        cfg = OmegaConf.create(
+            {
+                "logger": {"mlflow": {"tracking_uri": mlflow_server, "experiment": "statuses", "log_model": False}},
+                "seed": 3,
+            }
+        )
+        run = loggers.start(cfg, folder, {"model": "mlp"}, ["seed=3"])
+        run.log_epoch({"epoch": 1, "test_acc": 0.5}, [])
+        summary = {"status": status, "device": "cpu", "seed": 3, "versions": {"torch": "x"}, "error": "boom"}
+        run.close(summary)
+        logged = client.get_run(summary["loggers"]["mlflow"]["run_id"])
+        assert logged.info.status == mlflow_status and logged.data.tags["status"] == status
+        assert logged.data.tags["error"] == "boom" and logged.data.params["seed"] == "3"
+        assert artifacts(client, logged.info.run_id) == {"metrics.csv"}  # no model.pt
+
+
+@pytest.mark.slow
+def test_a_tracking_server_that_is_down_costs_the_runs_nothing_and_they_are_logged_afterwards(
+    mlflow_server, cli, tmp_path
+):
     down = f"http://127.0.0.1:{free_port()}"
-    result = cli("trainer.epochs=1", "report.plots=false", "logger=mlflow", f"logger.mlflow.tracking_uri={down}")
+    result = cli(
+        "-m",
+        "seed=1,2",
+        "trainer.epochs=1",
+        "report.plots=false",
+        "logger=mlflow",
+        f"logger.mlflow.tracking_uri={down}",
+        "logger.mlflow.experiment=late",
+    )
     assert result.returncode == 0, result.stderr
-    (folder,) = run_folders(tmp_path / "outputs")
+    jobs = run_folders(tmp_path / "multirun")
     warnings = [line for line in result.stderr.splitlines() if "mlflow" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("Warning: logger mlflow failed (ConnectionError: cannot reach")
-    assert f"python -m mnist_runner.loggers {folder} logger=mlflow" in warnings[0]
-    summary = summary_of(folder)
-    assert summary["status"] == "completed" and (folder / "model.pt").is_file() and (folder / "metrics.csv").is_file()
-    assert summary["loggers"]["mlflow"]["status"] == "missed" and down in summary["loggers"]["mlflow"]["error"]
+    assert len(warnings) == 3  # the sweep's parent run, then each job: one line each
+    assert warnings[0].startswith("Warning: logger mlflow: the sweep's parent run could not be started")
+    for job, warning in zip(jobs, warnings[1:]):
+        assert warning.startswith(
+            f"Warning: logger mlflow failed (ConnectionError: cannot reach the MLflow tracking server at {down}"
+        )
+        assert warning.endswith(f"Log it afterwards: python -m mnist_runner.loggers {job} logger=mlflow")
+        summary = summary_of(job)
+        assert summary["status"] == "completed" and (job / "model.pt").is_file() and (job / "metrics.csv").is_file()
+        assert summary["loggers"]["mlflow"]["status"] == "missed" and down in summary["loggers"]["mlflow"]["error"]
 
     from mnist_runner.loggers.replay import main as replay
 
-    assert replay([str(folder), "logger=mlflow", f"logger.mlflow.tracking_uri={mlflow_server}"]) == 0
-    record = summary_of(folder)["loggers"]["mlflow"]
-    assert record["status"] == "logged" and record["tracking_uri"] == mlflow_server
+    sweep = jobs[0].parent
+    assert replay([str(sweep), "logger=mlflow", f"logger.mlflow.tracking_uri={mlflow_server}"]) == 0
     client = client_of(mlflow_server)
-    assert [s for s, _ in history(client, record["run_id"], "test_acc")] == [1]
-    assert client.get_run(record["run_id"]).info.status == "FINISHED"
+    parent = client.get_run(json.loads((sweep / "loggers.json").read_text())["mlflow"]["run_id"])
+    assert parent.info.status == "FINISHED" and "sweep_summary.csv" in artifacts(client, parent.info.run_id)
+    assert client.get_experiment(parent.info.experiment_id).name == "late"
+    for job in jobs:
+        record = summary_of(job)["loggers"]["mlflow"]
+        assert record["status"] == "logged" and record["tracking_uri"] == mlflow_server
+        run = client.get_run(record["run_id"])
+        assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert [s for s, _ in history(client, record["run_id"], "test_acc")] == [1]
 
 
 # --- Weights & Biases, offline --------------------------------------------------------------------
@@ -388,10 +439,11 @@ def test_wandb_offline_run_holds_config_metrics_summary_files_and_model(cli, tmp
     assert [r["examples_seen"] for r in rows if "train_step_loss" in r] == [100, 200, 300, 400, 500, 600]
     summary = {key_of(u): json.loads(u.value_json) for r in records if r.HasField("summary") for u in r.summary.update}
     assert summary["status"] == "completed" and summary["device"] == "cpu"
-    files = {f.path for r in records if r.HasField("files") for f in r.files.files}
-    assert {"summary.json", "metrics.csv", ".hydra/config.yaml", "plots/loss.png"} <= files
-    assert (offline / "files" / "metrics.csv").read_text() == (folder / "metrics.csv").read_text()
-    (model,) = [r.artifact for r in records if r.HasField("artifact")]
-    assert model.type == "model" and model.name == f"model-{record['run_id']}"
+    artifacts = {r.artifact.type: r.artifact for r in records if r.HasField("artifact")}
+    assert set(artifacts) == {"run-files", "model"} and artifacts["model"].name == f"model-{record['run_id']}"
+    contents = {entry.path for entry in artifacts["run-files"].manifest.contents}
+    assert {"summary.json", "metrics.csv", "hydra/config.yaml", "plots/loss.png"} <= contents
+    assert [entry.path for entry in artifacts["model"].manifest.contents] == ["model.pt"]
+    assert run_folders(folder) == [folder]  # no copy of summary.json below the run folder
     assert any(r.HasField("exit") and r.exit.exit_code == 0 for r in records)
     shutil.rmtree(tmp_path / "wandb_home", ignore_errors=True)

@@ -119,6 +119,7 @@ def test_npz_bad_path_and_classes_are_config_errors(tmp_path):
         load("dataset=npz", f"dataset.path={path}", "dataset.classes=[1,7]")
 
 
+@pytest.mark.slow
 def test_npz_trains_an_mlp_and_refuses_a_model_that_does_not_fit(tmp_path):
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 40, size=(200, 3, 12, 12), dtype=np.uint8), np.arange(200) % 2

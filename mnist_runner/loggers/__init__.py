@@ -174,9 +174,6 @@ class Loggers:
                 self._miss(name, e)
         self._save()
 
-    def __bool__(self) -> bool:
-        return bool(self.active or self.missed)
-
     def log_epoch(self, row: dict, steps: list[tuple[int, float]]) -> None:
         for name, logger in list(self.active.items()):
             state = self.states[name]
@@ -269,8 +266,9 @@ def sweep_started(config, folder: Path) -> None:
         from .mlflow_logger import start_parent
 
         job_name = str(OmegaConf.select(config, "hydra.job.name", default=None) or "mnist_runner")
+        overrides = list(OmegaConf.select(config, "hydra.overrides.task", default=None) or [])
         try:
-            start_parent(Path(folder), job_name, **loggers["mlflow"])
+            start_parent(Path(folder), job_name, overrides, **loggers["mlflow"])
         except ConfigError as e:
             print(f"Error: {e}", file=sys.stderr)
         except Exception as e:

@@ -182,7 +182,7 @@ def _is_number(value) -> bool:
 # --- a multirun's parent run ----------------------------------------------------------------------
 
 
-def start_parent(folder: Path, job_name: str, tracking_uri=None, experiment=None, log_model=True) -> None:
+def start_parent(folder: Path, job_name: str, overrides: list[str], tracking_uri=None, experiment=None, log_model=True):
     """Start (or continue) the sweep's parent run; its jobs find it in the environment (PARENT_ENV).
 
     Jobs started by other processes (joblib, submitit) inherit the environment variable; the parent's
@@ -196,7 +196,7 @@ def start_parent(folder: Path, job_name: str, tracking_uri=None, experiment=None
     else:
         name = experiment or job_name
         exp_id = experiment_id(client, name)
-        tags = {"run_folder": str(folder.resolve()), "sweep": "true"}
+        tags = {"run_folder": str(folder.resolve()), "sweep": "true", "overrides": " ".join(overrides)[:5000]}
         run_id = client.create_run(exp_id, run_name="/".join(folder.resolve().parts[-2:]), tags=tags).info.run_id
         state.clear()
         state.update(run_id=run_id, tracking_uri=uri, experiment=name, experiment_id=exp_id)

@@ -2,7 +2,8 @@
 
 PATH is a run folder, a sweep folder (its jobs go under one MLflow parent run, one W&B group) or any
 folder above run folders. The loggers are those the overrides name (`logger=mlflow`,
-`logger=[mlflow,wandb]`, `logger.mlflow.tracking_uri=http://host:5000`), else each run's own.
+`logger=[mlflow,wandb]`; `logger.mlflow.tracking_uri=http://host:5000` alone names mlflow), with each
+run's own settings for them and the keys given here on top; without overrides, each run's own loggers.
 A run its tracker missed (summary.json: `"loggers": {"mlflow": {"status": "missed"}}`) continues in the
 same tracker run when it got one, from the first epoch it did not log; a run logged before is not
 logged twice. summary.json then records the logger's new status.
@@ -13,6 +14,7 @@ Exit codes: 0 every run logged, 1 a logger missed a run, 2 bad arguments.
 import csv
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -20,9 +22,8 @@ from omegaconf import OmegaConf
 
 from ..files import write_json
 from ..registry import ConfigError
+from ..sweep import FAILED
 from . import Loggers, RunInfo, selected, sweep_ended, sweep_started
-
-USAGE = __doc__.split("\n\n")[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,21 +37,49 @@ def main(argv: list[str] | None = None) -> int:
         for path in paths:
             if not path.is_dir():
                 raise ConfigError(f"{path} is not a folder; give run or sweep folders")
-        logger_cfg = compose_logger(overrides) if overrides else None
-        missed = 0
-        for path in paths:
-            missed += replay_folder(path, logger_cfg)
+        asked = Asked.parse(overrides)
+        missed = sum(replay_folder(path, asked) for path in paths)
     except ConfigError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
     return 1 if missed else 0
 
 
+@dataclass
+class Asked:
+    """The loggers the command line names (None: each run's own) and the keys it sets (logger, key)."""
+
+    loggers: dict | None = None
+    keys: set = field(default_factory=set)
+
+    @classmethod
+    def parse(cls, overrides: list[str]) -> "Asked":
+        if not overrides:
+            return cls()
+        keys = set()
+        for o in overrides:
+            parts = o.lstrip("+~").split("=", 1)[0].split(".")
+            if parts[0] != "logger":
+                raise ConfigError(f"{o}: only logger=... and logger.NAME.KEY=VALUE may be given here")
+            if len(parts) >= 3:
+                keys.add((parts[1], parts[2]))
+        if not any(o.startswith("logger=") for o in overrides):  # logger.mlflow.x=y alone: logger=mlflow
+            overrides = [f"logger=[{','.join(sorted({name for name, _ in keys}))}]", *overrides]
+        return cls(selected(compose_logger(overrides)), keys)
+
+    def apply(self, own) -> dict:
+        """The loggers for a run that had `own`: its settings, with what the command line sets on top."""
+        own = selected(own)
+        if self.loggers is None:
+            return own
+        return {
+            name: {**options, **own.get(name, {}), **{k: v for k, v in options.items() if (name, k) in self.keys}}
+            for name, options in self.loggers.items()
+        }
+
+
 def compose_logger(overrides: list[str]):
     """The `logger` node that `python -m mnist_runner OVERRIDES` would compose."""
-    for o in overrides:
-        if not o.lstrip("+~").startswith("logger"):
-            raise ConfigError(f"{o}: only logger=... and logger.NAME.KEY=VALUE may be given here")
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
@@ -64,25 +93,25 @@ def compose_logger(overrides: list[str]):
     return cfg.get("logger") or OmegaConf.create({})
 
 
-def replay_folder(path: Path, logger_cfg) -> int:
+def replay_folder(path: Path, asked: Asked) -> int:
     """Log the runs in `path`; returns how many runs a logger missed."""
     if (path / "summary.json").is_file():
-        return replay_run(path, logger_cfg)
+        return replay_run(path, asked)
     runs = sorted(p.parent for p in path.rglob("summary.json"))
     if not runs:
         raise ConfigError(f"{path} has no run folder (no summary.json) in it")
     sweep = (path / "multirun.yaml").is_file()
-    config = _sweep_config(path, logger_cfg) if sweep else None
+    config = _sweep_config(path, asked) if sweep else None
     if sweep:
         sweep_started(config, path)
-    missed = sum(replay_run(run, logger_cfg) for run in runs)
+    missed = sum(replay_run(run, asked) for run in runs)
     if sweep:
         statuses = [_read_json(run / "summary.json").get("status") for run in runs]
-        sweep_ended(config, path, sum(s != "completed" for s in statuses))
+        sweep_ended(config, path, sum(s in FAILED for s in statuses))
     return missed
 
 
-def replay_run(folder: Path, logger_cfg) -> int:
+def replay_run(folder: Path, asked: Asked) -> int:
     summary = _read_json(folder / "summary.json")
     if summary.get("status") in (None, "running"):
         print(
@@ -92,8 +121,8 @@ def replay_run(folder: Path, logger_cfg) -> int:
         return 0
     config_path = folder / ".hydra" / "config.yaml"
     config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    logger_cfg = logger_cfg if logger_cfg is not None else (config or {}).get("logger")
-    if not selected(logger_cfg):
+    logger_cfg = asked.apply((config or {}).get("logger"))
+    if not logger_cfg:
         print(f"{folder}: no logger to log to (give logger=NAME)", file=sys.stderr)
         return 0
     run = RunInfo(folder, config or {}, summary.get("choices") or {}, summary.get("overrides") or [])
@@ -114,12 +143,13 @@ def replay_run(folder: Path, logger_cfg) -> int:
     return len(loggers.missed)
 
 
-def _sweep_config(folder: Path, logger_cfg):
-    """The sweep's logger config (the overrides', else its multirun.yaml's) and Hydra job name."""
+def _sweep_config(folder: Path, asked: Asked):
+    """The sweep's logger config (its multirun.yaml's, with the command line's on top) and Hydra job name."""
     stored = OmegaConf.load(folder / "multirun.yaml")
-    logger = logger_cfg if logger_cfg is not None else stored.get("logger")
+    logger = asked.apply(stored.get("logger"))
     job_name = OmegaConf.select(stored, "hydra.job.name", default="mnist_runner")
-    return OmegaConf.create({"logger": logger, "hydra": {"job": {"name": job_name}}})
+    overrides = OmegaConf.select(stored, "hydra.overrides.task", default=[])
+    return OmegaConf.create({"logger": logger, "hydra": {"job": {"name": job_name}, "overrides": {"task": overrides}}})
 
 
 def _read_json(path: Path) -> dict:

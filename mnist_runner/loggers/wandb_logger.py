@@ -6,12 +6,13 @@ RUN_FOLDER/wandb/offline-run-*/, to be sent later with `wandb sync RUN_FOLDER/wa
 `logger.wandb.project` (default: Hydra's job name), a multirun's jobs in one group (the sweep folder).
 It gets the composed config and the choices as its config; every metrics.csv column per epoch
 against `epoch`, the logged training losses as `train_step_loss` against `examples_seen`; at the end
-status, device, seed and versions (summary and config), summary.json, metrics.csv, the config and the
-plots as run files (copied into the run's files folder), and model.pt as a `model` artifact (`logger.wandb.log_model=false` skips it).
+status, device, seed and versions (summary and config); summary.json, metrics.csv, the config and the
+plots as a `run-files` artifact (not as W&B run files: a copy of summary.json below the run folder
+would count as a run of its own), and model.pt as a `model` artifact (`logger.wandb.log_model=false`
+skips it).
 """
 
 import os
-import shutil
 import uuid
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from ..registry import ConfigError
 from . import Logger, RunInfo, needs
 
 MODES = ("offline", "online", "disabled")
+STATUSES = ("completed", "interrupted", "diverged", "failed", "running")  # summary.json's, a tag of the run
 FILES = [
     "summary.json",
     "metrics.csv",
@@ -83,19 +85,14 @@ class WandbLogger(Logger):
         self.wb.summary.update({"status": status, **facts, **numbers})
         self.wb.tags = tuple(t for t in (self.wb.tags or ()) if t not in STATUSES) + (status,)
         folder = self.run.folder
-        files = Path(self.wb.dir)  # the W&B run's files folder: copies, which wandb sync sends later
-        for path in (p for pattern in FILES for p in folder.glob(pattern)):
-            target = files / path.relative_to(folder)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, target)
-            self.wb.save(str(target), base_path=str(files), policy="now")
+        files = self.wandb.Artifact(f"run-{self.wb.id}", type="run-files", metadata={"status": status})
+        for path in (p for pattern in FILES for p in sorted(folder.glob(pattern))):
+            files.add_file(str(path), name=str(path.relative_to(folder)).replace(".hydra/", "hydra/"))
+        self.wb.log_artifact(files)
         if self.log_model and (folder / "model.pt").is_file():
-            artifact = self.wandb.Artifact(f"model-{self.wb.id}", type="model", metadata={"status": status})
-            artifact.add_file(str(folder / "model.pt"))
-            self.wb.log_artifact(artifact)
+            model = self.wandb.Artifact(f"model-{self.wb.id}", type="model", metadata={"status": status})
+            model.add_file(str(folder / "model.pt"))
+            self.wb.log_artifact(model)
         self.wb.finish(exit_code=0 if status == "completed" else 1)
         if self.state.get("mode") == "offline":
             print(f"W&B offline run: {self.state['dir']}; send it with: wandb sync {self.state['dir']}", flush=True)
-
-
-STATUSES = ("completed", "interrupted", "diverged", "failed", "running")

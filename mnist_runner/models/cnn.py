@@ -1,4 +1,7 @@
-"""The small CNNs of seeds 003 and 004, layer for layer (they all take 1x28x28 inputs).
+"""The small CNNs of seeds 003 and 004, layer for layer (sizes in the comments for 1x28x28 inputs).
+
+They take any input shape their convolutions and pooling leave at least 1x1 of: the first layer
+reads the input's channels and the first linear layer the features left (as for 1x28x28 in the seeds).
 
 - `cnn_small`: seed 003's default CNN, Kaiming-normal init as in the seed.
 - `cnn2`: seed 003's CNN2 (size-preserving 5x5 convolutions), Kaiming-normal init.
@@ -10,7 +13,7 @@ The seeds ended with log_softmax; here models return raw scores and the loss app
 
 from torch import nn
 
-from . import MODELS, require_input
+from . import MODELS, flat_features
 
 
 def kaiming(*layers: nn.Module, last: nn.Module) -> None:
@@ -22,28 +25,26 @@ def kaiming(*layers: nn.Module, last: nn.Module) -> None:
 
 @MODELS.register
 def cnn_small(input_shape, num_classes):
-    require_input("cnn_small", input_shape, (1, 28, 28))
-    conv1, conv2 = nn.Conv2d(1, 16, 5), nn.Conv2d(16, 32, 3)
-    fc1, fc2 = nn.Linear(800, 128), nn.Linear(128, num_classes)
-    kaiming(conv1, conv2, fc1, last=fc2)
-    return nn.Sequential(
+    conv1, conv2 = nn.Conv2d(input_shape[0], 16, 5), nn.Conv2d(16, 32, 3)
+    features = [
         conv1, nn.ReLU(), nn.MaxPool2d(2),  # 16@12x12
         conv2, nn.ReLU(), nn.MaxPool2d(2),  # 32@5x5
-        nn.Flatten(), fc1, nn.ReLU(), fc2,
-    )  # fmt: skip
+    ]  # fmt: skip
+    fc1, fc2 = nn.Linear(flat_features("cnn_small", features, input_shape), 128), nn.Linear(128, num_classes)
+    kaiming(conv1, conv2, fc1, last=fc2)
+    return nn.Sequential(*features, nn.Flatten(), fc1, nn.ReLU(), fc2)
 
 
 @MODELS.register
 def cnn2(input_shape, num_classes):
-    require_input("cnn2", input_shape, (1, 28, 28))
-    conv1, conv2 = nn.Conv2d(1, 32, 5, padding=2), nn.Conv2d(32, 64, 5, padding=2)
-    fc1, fc2 = nn.Linear(3136, 256), nn.Linear(256, num_classes)
-    kaiming(conv1, conv2, fc1, last=fc2)
-    return nn.Sequential(
+    conv1, conv2 = nn.Conv2d(input_shape[0], 32, 5, padding=2), nn.Conv2d(32, 64, 5, padding=2)
+    features = [
         conv1, nn.ReLU(), nn.MaxPool2d(2),  # 32@14x14
         conv2, nn.ReLU(), nn.MaxPool2d(2),  # 64@7x7
-        nn.Flatten(), fc1, nn.ReLU(), fc2,
-    )  # fmt: skip
+    ]  # fmt: skip
+    fc1, fc2 = nn.Linear(flat_features("cnn2", features, input_shape), 256), nn.Linear(256, num_classes)
+    kaiming(conv1, conv2, fc1, last=fc2)
+    return nn.Sequential(*features, nn.Flatten(), fc1, nn.ReLU(), fc2)
 
 
 def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
@@ -52,21 +53,21 @@ def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
 
 @MODELS.register
 def cnn3(input_shape, num_classes, dropout=0.05):
-    require_input("cnn3", input_shape, (1, 28, 28))
-    return nn.Sequential(
-        *conv_bn_relu(1, 16),
+    features = [
+        *conv_bn_relu(input_shape[0], 16),
         *conv_bn_relu(16, 32),
         *conv_bn_relu(32, 64), nn.MaxPool2d(2),  # 64@14x14
         *conv_bn_relu(64, 128), nn.MaxPool2d(3, stride=1),  # 128@12x12
-        nn.Flatten(), nn.Dropout(float(dropout)), nn.Linear(18432, num_classes),
-    )  # fmt: skip
+    ]  # fmt: skip
+    flat = flat_features("cnn3", features, input_shape)
+    return nn.Sequential(*features, nn.Flatten(), nn.Dropout(float(dropout)), nn.Linear(flat, num_classes))
 
 
 @MODELS.register
 def cnn_10_20(input_shape, num_classes):
-    require_input("cnn_10_20", input_shape, (1, 28, 28))
-    return nn.Sequential(
-        nn.Conv2d(1, 10, 5), nn.ReLU(), nn.MaxPool2d(2),  # 10@12x12
+    features = [
+        nn.Conv2d(input_shape[0], 10, 5), nn.ReLU(), nn.MaxPool2d(2),  # 10@12x12
         nn.Conv2d(10, 20, 5), nn.ReLU(), nn.MaxPool2d(2),  # 20@4x4
-        nn.Flatten(), nn.Linear(320, 128), nn.Linear(128, num_classes),  # no activation between
-    )  # fmt: skip
+    ]  # fmt: skip
+    flat = flat_features("cnn_10_20", features, input_shape)
+    return nn.Sequential(*features, nn.Flatten(), nn.Linear(flat, 128), nn.Linear(128, num_classes))  # no ReLU between
