@@ -685,18 +685,23 @@ def plot_groups(groups: list[Group], path: Path, title: str, versus: bool = Fals
     import numpy as np
 
     from . import stats
-    from .plots import _integer_epochs, _pyplot, _save
+    from .plots import _integer_epochs, _save, colormap, figure
 
     shown = [g for g in groups if any(r.metrics for r in g.completed)]
     points = []  # (value of the one numeric group key, final test accuracy) for the third panel
     if versus and len(groups[0].settings) == 1 and all(_is_number(v) for g in shown for v in g.settings.values()):
         points = [(float(v), stats.describe(g.values("final_test_acc"))) for g in shown for v in g.settings.values()]
         points = sorted((p for p in points if p[1].n), key=lambda p: p[0])
-    plt = _pyplot()
     panels = 3 if len(points) >= 2 else 2
-    fig = plt.figure(figsize=(6 * panels, 5 + 0.22 * min(len(shown), 12)), layout="constrained")
+    legend_columns = 1 if len(shown) <= 6 else 2
+    legend = 0.21 * math.ceil(len(shown) / legend_columns) + 0.15 if shown else 0  # inches, below the panels
+    width, height = 6 * panels, 5 + legend
+    fig = figure(figsize=(width, height))  # fixed margins, as plots.plot_overlay (no layout engine pass)
+    fig.subplots_adjust(
+        left=0.8 / width, right=1 - 0.25 / width, bottom=(legend + 0.7) / height, top=1 - 0.8 / height, wspace=0.25
+    )
     axes = fig.subplots(1, panels)
-    cmap = plt.get_cmap("tab10" if len(shown) <= 10 else "tab20")
+    cmap = colormap("tab10" if len(shown) <= 10 else "tab20")
     all_epochs = []
     for i, g in enumerate(shown):
         color, left_out = cmap(i % cmap.N), g.excluded()
@@ -742,9 +747,10 @@ def plot_groups(groups: list[Group], path: Path, title: str, versus: bool = Fals
         ax.set_ylabel("final test accuracy (mean ± 1 sd)", fontsize=12)
         ax.set_title(f"Final test accuracy against {key}", fontsize=13)
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle(title, fontsize=14)
+    fig.suptitle(title, fontsize=14, y=1 - 0.1 / height, va="top")
     if shown:
-        fig.legend(loc="outside lower center", ncols=1 if len(shown) <= 6 else 2, fontsize=10, frameon=False)
+        anchor = (0.5, 0.05 / height)
+        fig.legend(loc="lower center", bbox_to_anchor=anchor, ncols=legend_columns, fontsize=10, frameon=False)
     _save(fig, path)
     return path
 

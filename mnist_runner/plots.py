@@ -3,11 +3,12 @@
 Plain data in (lists, numpy arrays), a file out: no torch here, so `compare` and the sweep
 summary can draw without importing it.
 
-Drawn for speed as well as looks (a sweep draws six figures per job): matplotlib is imported on the
-first figure; figures are made outside pyplot (no global figure list to keep or clean up) and
-rendered by the Agg canvas; an image grid is one Axes holding every image rather than one Axes per
-image (most of the cost of a figure is its Axes and their ticks); PNGs are written with light zlib
-compression (the pixels are the same, the files somewhat larger).
+Drawn for speed as well as looks (a sweep draws six figures per job; measured in BENCHMARKS.md):
+matplotlib is imported on the first figure; figures are made outside pyplot (no global figure list
+to keep or clean up) and rendered by the Agg canvas; margins are fixed or computed rather than
+found by a layout engine's extra drawing pass; an image grid has no Axes at all (its images are
+pasted into the rendered picture); PNGs are written with light zlib compression (the same
+pixels, somewhat larger files).
 """
 
 import math
@@ -149,57 +150,69 @@ def plot_images(
 ) -> None:
     """A grid of uint8 images (N, H, W) or (N, H, W, 3), 5 a row, each captioned; red when `wrong`.
 
-    One Axes holds every image (placed by `extent`) and caption, in units of image pixels with y
-    downwards; the figure's size is computed so that pixels stay square.
+    Composed pixel by pixel: matplotlib draws the title and captions, then each image is pasted
+    below its caption, enlarged by a whole factor (each of its pixels a square of pixels). No Axes
+    and no resampling, the costly parts of drawing a grid of subplots.
     """
     n, cols = len(images), 5
     rows = max(1, math.ceil(n / cols))
-    height, width = (images.shape[1:3]) if n else (28, 28)
+    height, width = images.shape[1:3] if n else (28, 28)
+    gap = round(0.2 * width)  # between neighbouring images, in image pixels
+    scale = max(1, 1080 // (cols * (width + gap)))  # figure pixels per image pixel: about 10.8 in at 100 dpi
     lines = max([c.count("\n") + 1 for c in captions] or [1])
-    gap = 0.2 * width  # between neighbouring images
-    inch = 10.8 / (cols * (width + gap))  # inches per image pixel: the grid is 10.8 in wide
-    caption = (lines * 11 * 1.25 / 72 + 0.08) / inch  # caption lines at 11 pt, in image pixels
-    pitch_x, pitch_y = width + gap, height + caption + gap
-    grid_w, grid_h = cols * pitch_x, rows * pitch_y
-    top = 0.6  # inches for the title
-    fig = figure(figsize=(11, grid_h * inch + top))
-    fig_h = grid_h * inch + top
-    ax = fig.add_axes((0.1 / 11, 0, grid_w * inch / 11, grid_h * inch / fig_h))
-    ax.set_xlim(0, grid_w)
-    ax.set_ylim(grid_h, 0)
-    ax.axis("off")
-    for i in range(n):
-        x0 = (i % cols) * pitch_x + gap / 2
-        y0 = (i // cols) * pitch_y + caption + gap / 2
-        gray = images[i].ndim == 2
-        ax.imshow(
-            images[i],
-            cmap="gray" if gray else None,
-            vmin=0,
-            vmax=255,
-            interpolation="nearest",
-            extent=(x0, x0 + width, y0 + height, y0),
-        )
+    caption = math.ceil(lines * 11 * 1.25 / 72 * FIGURE_DPI) + 8  # caption lines at 11 pt, in figure pixels
+    top = 60  # figure pixels for the title
+    pitch_x, pitch_y = (width + gap) * scale, caption + (height + gap) * scale
+    fig_w, fig_h = max(1100, cols * pitch_x + 20), top + rows * pitch_y
+    fig = figure(figsize=(fig_w / FIGURE_DPI, fig_h / FIGURE_DPI), dpi=FIGURE_DPI)
+    left = (fig_w - cols * pitch_x) // 2 + gap * scale // 2
+    corners = [(left + (i % cols) * pitch_x, top + (i // cols) * pitch_y + caption) for i in range(n)]
+    for i, (x, y) in enumerate(corners):
         color = "tab:red" if wrong and wrong[i] else "black"
-        ax.text(x0 + width / 2, y0 - 0.04 / inch, captions[i], ha="center", va="bottom", fontsize=11, color=color)
-    ax.set_xlim(0, grid_w)  # imshow resets the limits to the last image
-    ax.set_ylim(grid_h, 0)
+        where = ((x + width * scale / 2) / fig_w, 1 - (y - 4) / fig_h)
+        fig.text(*where, captions[i], ha="center", va="bottom", fontsize=11, color=color)
     if n == 0:
         fig.text(0.5, 0.5, "none", ha="center", va="center", fontsize=16)
-    fig.suptitle(title, fontsize=14, y=1 - 0.12 / fig_h, va="top")
-    _save(fig, path)
+    fig.text(0.5, 1 - 12 / fig_h, title, ha="center", va="top", fontsize=14)
+    fig.canvas.draw()
+    picture = np.array(fig.canvas.buffer_rgba())[..., :3]
+    for image, (x, y) in zip(images, corners):
+        pixels = image if image.ndim == 3 else image[..., None]
+        picture[y : y + height * scale, x : x + width * scale] = pixels.repeat(scale, 0).repeat(scale, 1)
+    _save_pixels(picture, path)
+
+
+def _save_pixels(picture: np.ndarray, path: Path) -> None:
+    """Write an (H, W, 3) uint8 array as a PNG, whole or not at all."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with replacing(path) as tmp:
+        Image.fromarray(picture).save(tmp, format="png", **PNG_OPTIONS)
 
 
 def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
-    """Counts of (true, predicted) pairs; colour is the share of the true class, so errors show."""
+    """Counts of (true, predicted) pairs; colour is the share of the true class, so errors show.
+
+    The margins are computed from the longest class name (about 0.62 em a character) rather than
+    by a layout engine, which would measure every label in an extra drawing pass.
+    """
     k = len(class_names)
-    size = min(16, max(6, 0.45 * k + 3))
-    fig = figure(figsize=(size + 1.2, size), layout="constrained")
-    ax = fig.subplots()
+    side = min(16, max(6, 0.45 * k + 3)) - 1.2  # the matrix, in inches
+    tick_size = 10 if k <= 20 else 7
+    longest = max(len(c) for c in class_names)
+    names = longest * 0.62 * tick_size / 72  # inches
+    rotate = longest > 3
+    left, right, top = 0.45 + names + 0.1, 1.25, 0.5  # right: the colour bar, its ticks and label
+    bottom = 0.45 + (0.71 * names + 0.15 if rotate else 1.4 * tick_size / 72) + 0.1
+    width, height = left + side + right, bottom + side + top
+    fig = figure(figsize=(width, height))
+    ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
+    bar = fig.add_axes(((left + side + 0.2) / width, bottom / height, 0.25 / width, side / height))
     totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
+    fig.colorbar(image, cax=bar, label="share of the true class")
     if k <= 20:
         fontsize = 14 if k <= 4 else 9 if k <= 12 else 7
         for t in range(k):
@@ -213,17 +226,16 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
                         va="center",
                         fontsize=fontsize,
                         color="white" if share[t, p] > 0.5 else "black",
-                        in_layout=False,  # inside the axes: the layout need not measure 100 labels
                     )
-    long_names = max(len(c) for c in class_names) > 3
     ax.set_xticks(
         range(k),
         class_names,
-        rotation=45 if long_names else 0,
-        ha="right" if long_names else "center",
-        fontsize=10 if k <= 20 else 7,
+        rotation=45 if rotate else 0,
+        ha="right" if rotate else "center",
+        rotation_mode="anchor" if rotate else "default",
+        fontsize=tick_size,
     )
-    ax.set_yticks(range(k), class_names, fontsize=10 if k <= 20 else 7)
+    ax.set_yticks(range(k), class_names, fontsize=tick_size)
     ax.set_xlabel("predicted class", fontsize=12)
     ax.set_ylabel("true class", fontsize=12)
     correct = int(np.trace(matrix))
@@ -241,11 +253,17 @@ def plot_overlay(
     """Test accuracy and test loss per epoch of several runs on shared axes.
 
     `runs`: (legend label, metrics rows). `versus`: (swept key, [(value, final test acc)]) adds a
-    third panel for a sweep over one numeric key.
+    third panel for a sweep over one numeric key. The legend is below the panels, in the room
+    its rows need (fixed margins, not a layout engine's extra pass).
     """
     panels = 3 if versus else 2
-    legend_rows = min(len(runs), 12)
-    fig = figure(figsize=(6 * panels, 5 + 0.22 * legend_rows), layout="constrained")
+    legend_columns = 1 if len(runs) <= 6 else 2
+    legend = 0.21 * math.ceil(len(runs) / legend_columns) + 0.15 if runs else 0  # inches
+    width, height = 6 * panels, 5 + legend
+    fig = figure(figsize=(width, height))
+    fig.subplots_adjust(
+        left=0.8 / width, right=1 - 0.25 / width, bottom=(legend + 0.7) / height, top=1 - 0.8 / height, wspace=0.25
+    )
     axes = fig.subplots(1, panels)
     cmap = colormap("tab10" if len(runs) <= 10 else "tab20")
     for i, (label, rows) in enumerate(runs):
@@ -278,7 +296,8 @@ def plot_overlay(
         ax.set_ylabel("final test accuracy", fontsize=12)
         ax.set_title(f"Final test accuracy against {key}", fontsize=13)
         ax.grid(alpha=0.3, which="both")
-    fig.suptitle(title, fontsize=14)
+    fig.suptitle(title, fontsize=14, y=1 - 0.1 / height, va="top")
     if runs:
-        fig.legend(loc="outside lower center", ncols=1 if len(runs) <= 6 else 2, fontsize=10, frameon=False)
+        anchor = (0.5, 0.05 / height)
+        fig.legend(loc="lower center", bbox_to_anchor=anchor, ncols=legend_columns, fontsize=10, frameon=False)
     _save(fig, path)

@@ -316,7 +316,3 @@ def _previous(out: Path) -> dict:
 
 def _title(choices: dict) -> str:
     return ", ".join(f"{v}" for k, v in choices.items() if k in ("model", "dataset"))
-
-
-def _title(choices: dict) -> str:
-    return ", ".join(f"{v}" for k, v in choices.items() if k in ("model", "dataset"))

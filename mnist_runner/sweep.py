@@ -113,7 +113,7 @@ def write_groups(folder: Path, runs: list[compare.Run]) -> list[compare.Group]:
     lines = [
         f"# Sweep {folder}: groups of seeds",
         "",
-        f"{len(groups)} groups of jobs that differ only in `seed`; statistics over each group's completed jobs: "
+        f"{len(groups)} group(s) of jobs that differ only in `seed`; statistics over each group's completed jobs: "
         "mean ± sample standard deviation, 95% confidence interval of the mean (Student's t), min–max.",
         "",
         compare.render(view_columns, view, "md", right=set(view_columns) - set(keys)).rstrip(),

@@ -372,7 +372,10 @@ def test_cancelled_jobs_are_listed_the_summary_written_and_they_resume(tmp_path,
 @pytest.mark.slow
 @needs_slurm
 def test_a_job_at_its_time_limit_is_interrupted_and_continues_with_the_printed_command(tmp_path, data_root):
-    proc = start_sweep(tmp_path, data_root, "trainer.epochs=100000", "hydra.launcher.timeout_min=1")
+    # SLURM checks time limits every 30 s and then sends the warning when at most signal_delay_s + 30 s are
+    # left: SIGUSR2 comes 20 to 50 s into the job, after its start-up, before the limit's SIGTERM.
+    limit = ["hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=10"]
+    proc = start_sweep(tmp_path, data_root, "trainer.epochs=100000", *limit)
     result = finish(proc, timeout=240)
     assert result.returncode == 1, result.stderr[-3000:]
     sweep = sweep_of(tmp_path, proc)

@@ -14,7 +14,7 @@ from mnist_runner.data import load_data
 from mnist_runner.loops import Diverged, HostReader, evaluate, train_one_epoch
 from mnist_runner.losses import build_loss
 from mnist_runner.models import build_model
-from mnist_runner.speed import Speed, _cpp_compiler
+from mnist_runner.speed import Speed, _cpp_compiler, cpu_threads
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -43,8 +43,15 @@ def assert_same_training(a, b, tol=1e-4):
 def test_default_speed_settings_are_recorded_and_applied(tmp_path, data_root):
     summary = run_in_process(tmp_path / "run", data_root, "trainer.epochs=1", "report.plots=false")
     assert summary["status"] == "completed"
-    assert summary["speed"] == {"threads": 1, "channels_last": True, "compile": False, "amp": False}
-    assert torch.get_num_threads() == 1
+    threads, chosen_by = cpu_threads()  # every core of this machine, unless the environment says otherwise
+    assert summary["speed"] == {
+        "threads": threads,
+        "channels_last": True,
+        "compile": False,
+        "amp": False,
+        "threads_from": chosen_by,
+    }
+    assert torch.get_num_threads() == threads
     # model.pt is the plain model's state_dict, whatever layout it trained in
     state = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
     fresh = build_model(compose_config("model=lenet_full").model, (1, 28, 28), 10)
@@ -55,7 +62,12 @@ def test_default_speed_settings_are_recorded_and_applied(tmp_path, data_root):
 @pytest.mark.slow
 def test_threads_and_channels_last_change_speed_not_results(tmp_path, data_root):
     base = run_in_process(
-        tmp_path / "a", data_root, "trainer.epochs=2", "report.plots=false", "trainer.channels_last=false"
+        tmp_path / "a",
+        data_root,
+        "trainer.epochs=2",
+        "report.plots=false",
+        "trainer.threads=1",
+        "trainer.channels_last=false",
     )
     other = run_in_process(
         tmp_path / "b",
@@ -196,57 +208,105 @@ def load_benchmark():
 
 
 @pytest.mark.slow
-def test_benchmark_runs_end_to_end_and_writes_its_table(tmp_path, data_root):
+def test_benchmark_runs_end_to_end_and_writes_its_block(tmp_path, data_root):
+    """benchmarks/benchmark.py on fixture data, every cheap section, "before" being this checkout too."""
     out = tmp_path / "BENCHMARKS.md"
-    out.write_text(
-        "# Benchmarks\n\nhand-written intro\n\n<!-- benchmark:begin -->\nold\n<!-- benchmark:end -->\n\nafter\n"
-    )
+    out.write_text("# Benchmarks\n\nintro\n\n<!-- benchmark:begin -->\nold\n<!-- benchmark:end -->\n\nafter\n")
     argv = [
         "--data-root",
         str(data_root),
+        "--before",
+        str(ROOT),
+        "--only",
+        "training,startup,plots,summary",
         "--models",
-        "lenet_full,no_such_model",
+        "mlp_128",
+        "--threads",
+        "1",
         "--repeats",
         "1",
         "--steps",
-        "4",
+        "3",
         "--warmup",
         "1",
         "--runner-epochs",
-        "2",
-        "--startup-repeats",
         "1",
-        "--full-run-epochs",
-        "1",
-        "--device",
-        "cpu",
-        "--set",
-        "report.plots=false",
+        "--summary-jobs",
+        "3",
         "--out",
         str(out),
     ]
-    default_threads = torch.get_num_threads()  # what the seed loop runs with (then the runner's 1)
     assert load_benchmark().main(argv) == 0
     text = out.read_text()
-    assert text.startswith("# Benchmarks\n\nhand-written intro\n\n<!-- benchmark:begin -->")
-    assert text.rstrip().endswith("<!-- benchmark:end -->\n\nafter") and "\nold\n" not in text
-    rows = {}
-    for line in text.splitlines():
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 10 and cells[0] == "lenet_full":
-            rows[cells[1]] = cells
-    seed = f"seed, {default_threads} thread" + "s" * (default_threads > 1)
-    assert set(rows) == {seed, "seed, 1 thread", "bare", "runner"}  # the seeds' threads, then the runner's
-    for cells in rows.values():
-        train, evaluate_, epoch, rss = (float(c.replace(",", "")) for c in cells[2:6])
-        assert train > 0 and evaluate_ > 0 and epoch > 0 and rss > 50
-    ratios = rows["runner"][6:]
-    assert ratios[0].endswith("x") and ratios[1].endswith("x") and all(float(r.rstrip("x")) > 0 for r in ratios)
-    assert "not in conf/model/, skipped: no_such_model" in text
-    assert "| runner trains LeNet-5 >= 5x faster than the seed loop |" in text
-    assert "`python -m mnist_runner --help` (no torch import) |" in text
-    assert "to the first training step" in text and "| 1-epoch LeNet-5 run peak RSS < 1.5 GB |" in text
+    assert text.startswith("# Benchmarks\n\nintro\n\n<!-- benchmark:begin -->") and "\nold\n" not in text
+    assert text.rstrip().endswith("<!-- benchmark:end -->\n\nafter")
+    rows = [
+        [c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| mlp_128")
+    ]
+    loops = {(r[1], r[2]) for r in rows}
+    assert {("seed", ""), ("bare", "after"), ("runner, default", "after"), ("runner, default", "before")} <= loops
+    assert ("runner, trainer.threads=1", "after") in loops and all(float(r[4]) > 0 for r in rows)
+    for heading in (
+        "**The six plots of a run**",
+        "**The sweep summary** of 3 jobs",
+        "command to the first step (after)",
+    ):
+        assert heading in text
+    assert "| command to first step, beyond `import torch` |" in text and "| target | before | after | met |" in text
     assert "python benchmarks/benchmark.py --data-root" in text  # the command that reproduces it
+
+
+def test_benchmark_report_states_every_target():
+    """The report's text from given results (no measuring): tables, targets, before and after."""
+    bench = load_benchmark()
+    args = bench.parse_args(["--before", str(ROOT), "--repeats", "2"])
+    versions = bench.Versions(str(ROOT))
+    run = {"epoch_s": 6.0, "threads": 2, "train_ips": None, "rss_mb": 900}
+    training = [
+        {**run, "model": "lenet_full", "loop": "seed", "version": "", "overrides": [], "epoch_s": 12.0},
+        {
+            **run,
+            "model": "lenet_full",
+            "loop": "runner",
+            "version": "before",
+            "overrides": [],
+            "threads": 1,
+            "epoch_s": 9,
+        },
+        {**run, "model": "lenet_full", "loop": "runner", "version": "after", "overrides": []},
+        {
+            **run,
+            "model": "lenet_full",
+            "loop": "runner",
+            "version": "after",
+            "overrides": ["trainer.threads=1"],
+            "epoch_s": 9,
+        },
+    ]
+    results = {
+        "training": training,
+        "startup": {
+            "import torch": 2.0,
+            "import torch, torch._dynamo": 3.4,
+            "first step (before)": 5.0,
+            "first step (after)": 4.0,
+        },
+        "sweep": {
+            "jobs": (2, 6),
+            "before": {"small": 20, "large": 46, "small_epochs": 2, "large_epochs": 6, "per_job": 5.5},
+            "after": {"small": 10, "large": 16.8, "small_epochs": 2, "large_epochs": 6.5, "per_job": 0.45},
+        },
+        "plots": {"before": {"first_s": 4.0, "later_s": 3.0}, "after": {"first_s": 0.9, "later_s": 0.5}},
+        "summary": {v: {"import_s": 0.2, "first_s": 1.5, "later_s": 0.6} for v in ("before", "after")},
+    }
+    text = bench.report(args, results, versions, (1.0, 2.0), "python benchmarks/benchmark.py")
+    assert "| per-job overhead of an in-process sweep with plots | 5.50 s | 0.45 s | yes |" in text
+    assert "| the six plots of a run, later | 3.00 s | 0.50 s | yes |" in text
+    assert "| sweep summary of 20 jobs, first call | 1.50 s | 1.50 s | NO |" in text
+    assert "| command to first step, beyond `import torch` | 3.00 s | 2.00 s | NO |" in text
+    assert "| lenet_full default epoch vs the seed loop | 1.33x | 2.00x | yes |" in text
+    assert "| lenet_full default epoch vs the best thread count (2) | 1.50x | 1.00x | yes |" in text
+    assert "| lenet_full | runner, trainer.threads=1 | after | 2 | 9.00 | 1.33x |" in text
 
 
 # --- CUDA (benchmarks/gpu_check.sh runs these with -m cuda) --------------------------------------

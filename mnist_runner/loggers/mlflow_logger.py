@@ -99,8 +99,7 @@ class MlflowLogger(Logger):
         self.log_model = bool(log_model)
         # a resumed (or replayed) run goes where it was logged, unless a tracking URI is given
         self.client, self.uri = client_for(tracking_uri or state.get("tracking_uri"))
-        uri = self.uri
-        if state.get("run_id") and state.get("tracking_uri") == uri:
+        if state.get("run_id") and state.get("tracking_uri") == self.uri:
             self.client.update_run(state["run_id"], status="RUNNING")
             self.run_id = state["run_id"]
             return
@@ -109,10 +108,10 @@ class MlflowLogger(Logger):
         exp_id = experiment_id(self.client, experiment_name)
         tags = {"run_folder": str(run.folder.resolve()), "overrides": " ".join(run.overrides)[:5000]}
         parent = json.loads(os.environ.get(PARENT_ENV) or "{}")
-        if parent.get("tracking_uri") == uri:
+        if parent.get("tracking_uri") == self.uri:
             tags["mlflow.parentRunId"] = parent["run_id"]
         self.run_id = self.client.create_run(exp_id, run_name=run.name, tags=tags).info.run_id
-        state.update(run_id=self.run_id, tracking_uri=uri, experiment=experiment_name, experiment_id=exp_id)
+        state.update(run_id=self.run_id, tracking_uri=self.uri, experiment=experiment_name, experiment_id=exp_id)
         self._log(params=[(k, v) for k, v in params(run).items()])
 
     @explained
