@@ -154,7 +154,8 @@ def train_worker(leg: str, model: str, overrides: list, data_root: str, device: 
         from mnist_runner.speed import configure
 
         result = bare_loop(net, configure(cfg.trainer, dev).forward_model(net), dev, data_root, steps, warmup)
-    epoch = 60000 / result["train_ips"] + 10000 / result["eval_ips"]
+    sizes = result.pop("sizes")  # an epoch over the same data as the runner's
+    epoch = sizes[0] / result["train_ips"] + sizes[1] / result["eval_ips"]
     return {**result, "epoch_s": [epoch], "threads": torch.get_num_threads(), "rss_mb": peak_rss_mb()}
 
 
@@ -206,7 +207,11 @@ def seed_loop(model, device, data_root: str, steps: int, warmup: int) -> dict:
         loss_function(output, labels).item()
         correct += output.max(1, keepdim=True)[1].eq(labels.view(-1, 1)).sum().item()
         total += labels.size(0)
-    return {"train_ips": steps * 100 / train_s, "eval_ips": total / (time.perf_counter() - t0)}
+    return {
+        "train_ips": steps * 100 / train_s,
+        "eval_ips": total / (time.perf_counter() - t0),
+        "sizes": (len(train), len(test)),
+    }
 
 
 def bare_loop(model, forward, device, data_root: str, steps: int, warmup: int) -> dict:
@@ -245,7 +250,11 @@ def bare_loop(model, forward, device, data_root: str, steps: int, warmup: int) -
             for s in range(0, len(y_test), 1000)
         )
     int(correct)
-    return {"train_ips": steps * 100 / train_s, "eval_ips": len(y_test) / (time.perf_counter() - t0)}
+    return {
+        "train_ips": steps * 100 / train_s,
+        "eval_ips": len(y_test) / (time.perf_counter() - t0),
+        "sizes": (len(y_train), len(y_test)),
+    }
 
 
 def runner_epochs(cfg) -> dict:

@@ -186,7 +186,7 @@ def test_per_class_names_the_class_that_limits_it():
     )
 
 
-# --- against a real SLURM -------------------------------------------------------------------------
+# --- sweeps through submitit: in local processes (hydra/launcher=local), and on a real SLURM ---------
 
 
 def start_sweep(cwd: Path, data_root: Path, *overrides: str, launcher: str = "slurm") -> subprocess.Popen:

@@ -241,7 +241,7 @@ def test_benchmark_runs_end_to_end_and_writes_its_block(tmp_path, data_root):
     assert text.startswith("# Benchmarks\n\nintro\n\n<!-- benchmark:begin -->") and "\nold\n" not in text
     assert text.rstrip().endswith("<!-- benchmark:end -->\n\nafter")
     rows = [
-        [c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| mlp_128")
+        [c.strip() for c in line.strip("|").split("|")] for line in text.splitlines() if line.startswith("| mlp_128 |")
     ]
     loops = {(r[1], r[2]) for r in rows}
     assert {("seed", ""), ("bare", "after"), ("runner, default", "after"), ("runner, default", "before")} <= loops
