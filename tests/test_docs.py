@@ -44,6 +44,7 @@ EXCEPTIONS = {
     "python -m mnist_runner -m plugins=[my_plugin] model=tiny_cnn dataset=stripes model.channels=4,8,16": (
         EXAMPLE_PLUGIN
     ),
+    "python -m mnist_runner plugins=[my_plugin] model=tiny_cnn model.channels=32 dataset=stripes": EXAMPLE_PLUGIN,
 }
 
 SHELL_OPERATORS = {"&&", "||", ";", "|", "&", ">", ">>", "<", "2>", "2>&1"}
