@@ -16,9 +16,11 @@ training  One epoch of training plus one evaluation of the test split, in second
           (b) bare: the same model over uint8 tensors in memory, laid out as the runner lays it out;
           (c) runner: `mnist_runner.run.run()` on the composed default config (progress bar,
               metrics, checkpoints every epoch), --runner-epochs epochs per call, timed by its
-              `on_epoch` hook (the epoch_seconds it records); in a process prepared as the command
-              line prepares it (mnist_runner.openmp, when the version has it); at the default
-              threads (`trainer.threads=null`) and, for the first model, at 1..N threads (N: the cores).
+              `on_epoch` hook (the epoch_seconds it records, of the epochs after the first, as the
+              timed steps of (a) and (b) follow their warm-up); in a process prepared as the command
+              line prepares it (mnist_runner.cpu, when the version has it); at the default threads
+              (`trainer.threads=null`) and, for the first model, at the other counts of 1..N (N: the
+              cores).
 busy      The same for the first model, with one other busy process (a Python loop) on the machine.
 startup   Wall time of `python -c "import torch"` and of the command line up to its first
           training step (LeNet-5, MNIST), in subprocesses.
@@ -114,9 +116,9 @@ def worker(params: dict) -> dict:
     kind = params.pop("kind")
     if params.pop("prepare", False):  # as the version's command line does, before torch is imported
         try:
-            from mnist_runner import openmp
+            from mnist_runner import cpu
 
-            openmp.prepare()
+            cpu.prepare()
         except ImportError:
             pass
     return {"train": train_worker, "plots": plots_worker, "summary": summary_worker, "profile": profile_worker}[kind](
@@ -279,7 +281,7 @@ def runner_epochs(cfg) -> dict:
     if summary["status"] != "completed":
         raise RuntimeError(f"the run ended {summary['status']}: {summary.get('error')}")
     return {
-        "epoch_s": [r["epoch_seconds"] for r in rows],
+        "epoch_s": [r["epoch_seconds"] for r in rows][1:] or [rows[0]["epoch_seconds"]],  # steady state, as (a), (b)
         "threads": summary["speed"]["threads"],
         "test_acc": rows[-1]["test_acc"],
         "rss_mb": peak_rss_mb(),
@@ -399,16 +401,11 @@ def profile_worker(data_root: str, compile: bool) -> dict:
     order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
     batches = [order[i * 100 % (len(order) - 99) :][:100] for i in range(60)]  # wraps around small data
 
-    def ms_per_step(step, rounds=5) -> float:
-        for b in batches[:5]:
+    def ms_per_step(step) -> float:
+        t0 = time.perf_counter()
+        for b in batches[5:]:
             step(b)
-        times = []
-        for _ in range(rounds):
-            t0 = time.perf_counter()
-            for b in batches[5:]:
-                step(b)
-            times.append((time.perf_counter() - t0) / (len(batches) - 5) * 1000)
-        return statistics.median(times)
+        return (time.perf_counter() - t0) / (len(batches) - 5) * 1000
 
     def weights_after(model, step):
         for b in batches[:30]:
@@ -420,13 +417,11 @@ def profile_worker(data_root: str, compile: bool) -> dict:
     with FlopCounterMode(display=False) as counter:
         step(batches[0])
     flops = counter.get_total_flops()
-    runner_ms = ms_per_step(step)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for b in batches[:30]:
             step(b)
     categories = profile_categories(prof.key_averages(), 30)
 
-    variants = {}
     candidates = {
         "SGD foreach=True": lambda: make(foreach=True),
         "SGD fused=True": lambda: make(fused=True),
@@ -440,14 +435,24 @@ def profile_worker(data_root: str, compile: bool) -> dict:
             return model, torch.compile(step)
 
         candidates["torch.compile of the whole step"] = compiled
+    steps, variants = {"runner": (step, True)}, {}
     for name, build in candidates.items():
         mkldnn = not name.startswith("oneDNN off")
         with torch.backends.mkldnn.flags(enabled=mkldnn):
             t0 = time.perf_counter()
-            model, step = build()
-            same = all(torch.equal(a, b) for a, b in zip(reference, weights_after(model, step)))
-            first = time.perf_counter() - t0
-            variants[name] = {"ms": ms_per_step(step), "identical": same, "first_s": first}
+            model, variant = build()
+            same = all(torch.equal(a, b) for a, b in zip(reference, weights_after(model, variant)))
+            variants[name] = {"identical": same, "first_s": time.perf_counter() - t0}
+            steps[name] = (variant, mkldnn)
+    times = {name: [] for name in steps}
+    for _ in range(5):  # interleaved rounds: each variant next to the runner's step under the same load
+        for name, (variant, mkldnn) in steps.items():
+            with torch.backends.mkldnn.flags(enabled=mkldnn):
+                times[name].append(ms_per_step(variant))
+    runner_ms = statistics.median(times["runner"])
+    for name in variants:
+        variants[name]["ms"] = statistics.median(times[name])
+        variants[name]["ratio"] = statistics.median(r / v for r, v in zip(times["runner"], times[name]))
     return {
         "threads": speed.threads,
         "ms": runner_ms,
@@ -565,8 +570,11 @@ def training(args, versions: Versions, work: Path, busy: bool = False) -> list[d
     try:
         if busy:  # one other busy process for the whole section
             hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        default = {}  # model -> the threads the runner chose by default
         for repeat in range(args.repeats):
             for model, loop, version, overrides, prepare in legs:
+                if overrides == [f"trainer.threads={default.get(model)}"]:
+                    continue  # the default's own count: measured already
                 params = {
                     **base,
                     "leg": loop,
@@ -576,6 +584,8 @@ def training(args, versions: Versions, work: Path, busy: bool = False) -> list[d
                 }
                 r = spawn_worker(code.get(version, ROOT), "train", params, work)
                 results[(model, loop, version, tuple(overrides))].append(r)
+                if loop == "runner" and version == "after" and not overrides:
+                    default[model] = r["threads"]
                 print(
                     f"{'busy ' if busy else ''}repeat {repeat + 1}/{args.repeats} {model} {loop} {version} "
                     f"{' '.join(overrides)}: epoch {statistics.median(r['epoch_s']):.2f} s, {r['threads']} threads",
@@ -587,6 +597,8 @@ def training(args, versions: Versions, work: Path, busy: bool = False) -> list[d
             hog.wait()
     rows = []
     for (model, loop, version, overrides), runs in results.items():
+        if not runs:
+            continue
         epochs = [e for r in runs for e in r["epoch_s"]]
         rows.append(
             {
@@ -606,8 +618,8 @@ def training(args, versions: Versions, work: Path, busy: bool = False) -> list[d
 FIRST_STEP = """
 import os, sys, time
 try:
-    from mnist_runner import openmp
-    openmp.prepare()
+    from mnist_runner import cpu
+    cpu.prepare()
 except ImportError:
     pass
 import mnist_runner.run as run
@@ -964,11 +976,17 @@ def profile_lines(p: dict) -> list[str]:
     ]
     total = sum(p["categories"].values())
     lines += [f"| {k} | {v:.2f} | {100 * v / total:.0f}% |" for k, v in p["categories"].items()]
-    lines += ["", "| step variant | ms per step | vs the runner's | weights after 30 steps |", "|---|---:|---:|---|"]
+    lines += [
+        "",
+        "Step variants, timed in 5 interleaved rounds of 55 steps (vs the runner's: the median ratio of the rounds):",
+        "",
+        "| step variant | ms per step | vs the runner's | weights after 30 steps |",
+        "|---|---:|---:|---|",
+    ]
     lines.append(f"| the runner's step | {p['ms']:.2f} | 1.00x | |")
     for name, v in p["variants"].items():
         same = "bit-identical" if v["identical"] else "differ"
-        lines.append(f"| {name} | {v['ms']:.2f} | {p['ms'] / v['ms']:.2f}x | {same} |")
+        lines.append(f"| {name} | {v['ms']:.2f} | {v['ratio']:.2f}x | {same} |")
     return lines
 
 

@@ -55,6 +55,6 @@ done
 
 if [ "${1:-}" = "--bench" ]; then
     echo "== benchmark.py on the GPU"
-    "$py" benchmarks/benchmark.py --device cuda --models lenet_full,lenet_subset --repeats 2 \
-        --startup-repeats 1 --full-run-epochs 0 --out "$out/BENCHMARKS_gpu.md"
+    "$py" benchmarks/benchmark.py --device cuda --only training --models lenet_full,lenet_subset --repeats 2 \
+        --threads 1 --out "$out/BENCHMARKS_gpu.md"
 fi

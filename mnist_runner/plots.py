@@ -6,11 +6,12 @@ summary can draw without importing it.
 Drawn for speed as well as looks (a sweep draws six figures per job; measured in BENCHMARKS.md):
 matplotlib is imported on the first figure; figures are made outside pyplot (no global figure list
 to keep or clean up) and rendered by the Agg canvas; margins are fixed or computed rather than
-found by a layout engine's extra drawing pass; an image grid has no Axes at all (its images are
-pasted into the rendered picture); PNGs are written with light zlib compression (the same
-pixels, somewhat larger files).
+found by a layout engine's extra drawing pass; an image grid is composed pixel by pixel with
+Pillow (in matplotlib's font) rather than drawn as subplots; PNGs are written with light zlib
+compression (the same pixels, somewhat larger files).
 """
 
+import functools
 import math
 from pathlib import Path
 
@@ -150,45 +151,58 @@ def plot_images(
 ) -> None:
     """A grid of uint8 images (N, H, W) or (N, H, W, 3), 5 a row, each captioned; red when `wrong`.
 
-    Composed pixel by pixel: matplotlib draws the title and captions, then each image is pasted
-    below its caption, enlarged by a whole factor (each of its pixels a square of pixels). No Axes
-    and no resampling, the costly parts of drawing a grid of subplots.
+    Composed pixel by pixel rather than as a matplotlib figure of 20 subplots (its Axes and text
+    rendering are most of the cost): each image enlarged by a whole factor (each of its pixels a
+    square of pixels) on white, the captions and the title drawn in matplotlib's own font.
     """
+    from PIL import Image, ImageDraw
+
     n, cols = len(images), 5
     rows = max(1, math.ceil(n / cols))
     height, width = images.shape[1:3] if n else (28, 28)
     gap = round(0.2 * width)  # between neighbouring images, in image pixels
-    scale = max(1, 1080 // (cols * (width + gap)))  # figure pixels per image pixel: about 10.8 in at 100 dpi
+    scale = max(1, 1080 // (cols * (width + gap)))  # picture pixels per image pixel: about 10.8 in at 100 dpi
     lines = max([c.count("\n") + 1 for c in captions] or [1])
-    caption = math.ceil(lines * 11 * 1.25 / 72 * FIGURE_DPI) + 8  # caption lines at 11 pt, in figure pixels
-    top = 60  # figure pixels for the title
+    caption = lines * 20 + 8  # caption lines at 11 pt, in picture pixels
+    top = 60  # picture pixels for the title
     pitch_x, pitch_y = (width + gap) * scale, caption + (height + gap) * scale
-    fig_w, fig_h = max(1100, cols * pitch_x + 20), top + rows * pitch_y
-    fig = figure(figsize=(fig_w / FIGURE_DPI, fig_h / FIGURE_DPI), dpi=FIGURE_DPI)
-    left = (fig_w - cols * pitch_x) // 2 + gap * scale // 2
+    picture = np.full((top + rows * pitch_y, max(1100, cols * pitch_x + 20), 3), 255, dtype=np.uint8)
+    left = (picture.shape[1] - cols * pitch_x) // 2 + gap * scale // 2
     corners = [(left + (i % cols) * pitch_x, top + (i // cols) * pitch_y + caption) for i in range(n)]
-    for i, (x, y) in enumerate(corners):
-        color = "tab:red" if wrong and wrong[i] else "black"
-        where = ((x + width * scale / 2) / fig_w, 1 - (y - 4) / fig_h)
-        fig.text(*where, captions[i], ha="center", va="bottom", fontsize=11, color=color)
-    if n == 0:
-        fig.text(0.5, 0.5, "none", ha="center", va="center", fontsize=16)
-    fig.text(0.5, 1 - 12 / fig_h, title, ha="center", va="top", fontsize=14)
-    fig.canvas.draw()
-    picture = np.array(fig.canvas.buffer_rgba())[..., :3]
     for image, (x, y) in zip(images, corners):
         pixels = image if image.ndim == 3 else image[..., None]
         picture[y : y + height * scale, x : x + width * scale] = pixels.repeat(scale, 0).repeat(scale, 1)
-    _save_pixels(picture, path)
+    canvas = Image.fromarray(picture)
+    draw = ImageDraw.Draw(canvas)
+    for i, (x, y) in enumerate(corners):
+        color = (214, 39, 40) if wrong and wrong[i] else (0, 0, 0)  # matplotlib's tab:red, black
+        where = (x + width * scale / 2, y - 5)  # the caption's bottom centre
+        draw.multiline_text(where, captions[i], fill=color, font=_font(11), anchor="md", align="center")
+    if n == 0:
+        draw.text((canvas.width / 2, canvas.height / 2), "none", fill=(0, 0, 0), font=_font(16), anchor="mm")
+    draw.text((canvas.width / 2, 14), title, fill=(0, 0, 0), font=_font(14), anchor="ma")
+    _save_picture(canvas, path)
 
 
-def _save_pixels(picture: np.ndarray, path: Path) -> None:
-    """Write an (H, W, 3) uint8 array as a PNG, whole or not at all."""
-    from PIL import Image
-
+def _save_picture(picture, path: Path) -> None:
+    """Write a Pillow image as a PNG, whole or not at all."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with replacing(path) as tmp:
-        Image.fromarray(picture).save(tmp, format="png", **PNG_OPTIONS)
+        picture.save(tmp, format="png", **PNG_OPTIONS)
+
+
+@functools.cache
+def _font(points: int):
+    """matplotlib's default font (DejaVu Sans) at `points` for FIGURE_DPI, as Pillow draws text."""
+    from PIL import ImageFont
+
+    size = round(points * FIGURE_DPI / 72)
+    try:
+        import matplotlib
+
+        return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+    except OSError:
+        return ImageFont.load_default(size)
 
 
 def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
@@ -213,20 +227,6 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
     share = np.divide(matrix, totals, out=np.zeros(matrix.shape, dtype=float), where=totals > 0)
     image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
     fig.colorbar(image, cax=bar, label="share of the true class")
-    if k <= 20:
-        fontsize = 14 if k <= 4 else 9 if k <= 12 else 7
-        for t in range(k):
-            for p in range(k):
-                if matrix[t, p]:
-                    ax.text(
-                        p,
-                        t,
-                        str(matrix[t, p]),
-                        ha="center",
-                        va="center",
-                        fontsize=fontsize,
-                        color="white" if share[t, p] > 0.5 else "black",
-                    )
     ax.set_xticks(
         range(k),
         class_names,
@@ -241,7 +241,22 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
     correct = int(np.trace(matrix))
     total = int(matrix.sum())
     ax.set_title(f"Confusion matrix (test, {correct}/{total} correct): {title}", fontsize=13)
-    _save(fig, path)
+    if k > 20:
+        _save(fig, path)
+        return
+    # The counts, written into the rendered picture by Pillow in the same font: up to 400 texts
+    # would be most of matplotlib's drawing time.
+    from PIL import Image, ImageDraw
+
+    fig.canvas.draw()
+    picture = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
+    draw, font = ImageDraw.Draw(picture), _font(14 if k <= 4 else 9 if k <= 12 else 7)
+    for (t, p), count in np.ndenumerate(matrix):
+        if count:
+            x, y = ax.transData.transform((p, t))  # pixels from the bottom left
+            color = (255, 255, 255) if share[t, p] > 0.5 else (0, 0, 0)
+            draw.text((x, picture.height - y), str(count), fill=color, font=font, anchor="mm")
+    _save_picture(picture, path)
 
 
 def plot_overlay(

@@ -5,23 +5,26 @@
 itself, or a compiled / autocast view of it that shares its parameters, so the optimizer,
 checkpoints, `model.pt` and the model summary always see the plain model.
 
-`trainer.threads=null` on the CPU (`cpu_threads`): the cores this process may use (its CPU affinity,
-and a cgroup CPU quota when there is one), shared out between the jobs a parallel launcher runs at
-once; an explicit `OMP_NUM_THREADS` or `SLURM_CPUS_PER_TASK` wins. A resumed run keeps the count it
-started with (results are bit-identical only for the same count). The count used is recorded in
-summary.json (`speed.threads`, and `speed.threads_from` saying why). OpenMP's threads wait for each
-other passively (openmp.py), so that a busy machine slows them down rather than stalling them.
+`trainer.threads=null` on the CPU (`cpu_threads`): an explicit `OMP_NUM_THREADS` (joblib's workers
+get cores // n_jobs) or `SLURM_CPUS_PER_TASK`; else, in a multirun whose launcher runs jobs side by
+side (joblib's `n_jobs`), this process's cores divided between them; else every core this process
+may use. A resumed run keeps the count it started with, as results are bit-identical only for the
+same count; `trainer.threads=N` fixes it. summary.json records the count (`speed.threads`), why
+(`speed.threads_from`) and how many cores other processes kept busy as the run started
+(`speed.other_work`); when they share the run's cores, a note says that fewer threads may be faster:
+OpenMP threads sharing a core with other work make every step wait for the slowest (BENCHMARKS.md).
+The count does not follow the load, so the same command on the same machine computes the same.
 """
 
 import math
 import os
 import shutil
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from . import cpu
 from .registry import ConfigError
 
 # trainer.compile: false, true (torch.compile's default mode) or one of its modes by name.
@@ -36,6 +39,7 @@ class Speed:
     compile: bool | str  # False, True or a torch.compile mode
     amp: bool
     threads_from: str = "trainer.threads"  # what chose `threads`
+    other_work: float | None = None  # cores other processes kept busy as the run started (CPU runs)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -77,33 +81,16 @@ def default_threads(device: torch.device, resumed_threads: int | None = None) ->
 
 
 def cpu_threads() -> tuple[int, str]:
-    """Intra-op threads for one run on the CPU, and why: an explicit OMP_NUM_THREADS (joblib's
-    workers get one: cores // n_jobs), else SLURM_CPUS_PER_TASK, else this process's cores divided
-    between the jobs a parallel Hydra launcher runs at once (joblib's `n_jobs`)."""
+    """Intra-op threads for a run on the CPU, and why (see the module's docstring)."""
     for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) > 0:
             return int(value), name
-    cores = available_cores()
+    cores = min(cpu.available_cores(), _TORCH_DEFAULT_THREADS)  # PyTorch's default: no SMT siblings
     jobs = parallel_jobs(cores)
     if jobs > 1:
         return max(1, cores // jobs), f"{cores} cores / {jobs} parallel jobs"
     return cores, f"{cores} cores"
-
-
-def available_cores() -> int:
-    """The CPUs this process may run on (its affinity), limited by a cgroup v2 CPU quota if any."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cores
 
 
 def parallel_jobs(cores: int) -> int:
@@ -131,13 +118,22 @@ def configure(trainer, device: torch.device, resumed_threads: int | None = None)
     threads, chosen_by = trainer.get("threads"), "trainer.threads"
     if threads is None:
         threads, chosen_by = default_threads(device, resumed_threads)
+    busy = cpu.other_work() if device.type == "cpu" else None
     speed = Speed(
         threads,
         trainer.get("channels_last", False),
         trainer.get("compile", False),
         trainer.get("amp", False),
         chosen_by,
+        None if busy is None else round(busy, 2),
     )
+    if busy is not None and threads > 1 and threads + busy > cpu.available_cores() + 0.4:
+        print(
+            f"Note: other processes kept {busy:.1f} of the {cpu.available_cores()} cores busy as this run started; "
+            f"its {threads} threads will wait for each other on shared cores (fewer, e.g. "
+            f"trainer.threads={max(1, threads - math.ceil(busy - 0.4))}, may be faster while that lasts)",
+            flush=True,
+        )  # on stdout with the epoch lines: information, not an error (stderr keeps one line per error)
     if speed.amp and device.type != "cuda":
         raise ConfigError(
             f"trainer.amp=true is bf16 autocast on CUDA, and this run's device is {device.type}; "

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import hydra
 
-from . import openmp, plugins
+from . import cpu, plugins
 from .config import config_dir, quote_resume_args, resume_command
 
 
 def main() -> None:
     """`python -m mnist_runner` / `mnist-runner`: import the plugins the command names (plugins.py), then Hydra."""
-    openmp.prepare()  # before anything imports torch
+    cpu.prepare()  # OpenMP settings before anything imports torch; start measuring other work
     sys.argv = quote_resume_args(sys.argv)  # resume=FOLDER as it is, even with `=` or `,` in FOLDER
     plugins.prepare(sys.argv[1:])
     compose_and_train()

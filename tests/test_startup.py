@@ -13,7 +13,7 @@ import pytest
 import torch
 from conftest import compose_config, run_cli_in_process, run_folders
 
-from mnist_runner import speed
+from mnist_runner import cpu, speed
 from mnist_runner.data import DATASETS, DataError
 from mnist_runner.registry import ConfigError
 
@@ -116,7 +116,9 @@ def clean_env(monkeypatch):
     """No thread settings from the environment, and a known number of cores."""
     for name in ("OMP_NUM_THREADS", "SLURM_CPUS_PER_TASK"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(speed, "available_cores", lambda: 8)
+    monkeypatch.setattr(cpu, "available_cores", lambda: 8)
+    monkeypatch.setattr(speed, "_TORCH_DEFAULT_THREADS", 8)
+    monkeypatch.setattr(cpu, "other_work", lambda: 0.0)  # an idle machine
     threads = torch.get_num_threads()
     yield monkeypatch
     torch.set_num_threads(threads)
@@ -137,6 +139,26 @@ def hydra_job():
 def test_a_single_run_uses_every_core(clean_env):
     assert speed.cpu_threads() == (8, "8 cores")
     assert speed.default_threads(torch.device("cpu")) == (8, "8 cores")
+
+
+def test_other_work_is_recorded_and_a_note_suggests_fewer_threads(clean_env, capsys):
+    trainer = compose_config().trainer
+    chosen = speed.configure(trainer, torch.device("cpu"))
+    assert (chosen.threads, chosen.other_work) == (8, 0.0) and capsys.readouterr().err == ""
+    clean_env.setattr(cpu, "other_work", lambda: 2.0)  # the threads do not follow the load...
+    chosen = speed.configure(trainer, torch.device("cpu"))
+    assert (chosen.threads, chosen.other_work) == (8, 2.0)
+    note = capsys.readouterr().err  # ...a note says so
+    assert "other processes kept 2.0 of the 8 cores busy" in note and "trainer.threads=6" in note
+
+
+def test_other_work_is_the_cores_busy_time_less_this_process_own(monkeypatch):
+    readings = iter([(10.0, 100.0, 5.0), (12.0, 103.5, 6.5)])  # 2 s: cores busy 3.5 s, of which 1.5 s ours
+    monkeypatch.setattr(cpu, "_counters", lambda: next(readings))
+    cpu.prepare()
+    assert cpu.other_work() == pytest.approx(1.0)
+    monkeypatch.setattr(cpu, "_last", None)  # no /proc/stat
+    assert cpu.other_work() is None
 
 
 def test_environment_settings_win(clean_env):
@@ -207,20 +229,22 @@ def test_threads_are_recorded_and_a_resumed_run_keeps_them(tmp_path, data_root, 
 @pytest.mark.slow
 def test_joblib_jobs_share_the_cores(tmp_path, data_root):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
-    cores = speed.available_cores()
+    from joblib import cpu_count
+
+    expected = max(1, cpu_count() // 2)  # what joblib puts in its workers' OMP_NUM_THREADS
     sweep = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1", "trainer.epochs=1"]
     result = run_cli_in_process(tmp_path, data_root, *sweep, "report.plots=false")
     assert result.returncode == 0, result.stderr
     runs = run_folders(tmp_path / "multirun")
     assert len(runs) == 2
     for run in runs:
-        assert json.loads((run / "summary.json").read_text())["speed"]["threads"] == max(1, cores // 2)
+        assert json.loads((run / "summary.json").read_text())["speed"]["threads"] == expected
 
 
-def test_the_command_line_sets_the_openmp_wait_policy_before_torch_starts():
-    code = "from mnist_runner import openmp; import os; print(openmp.prepare(), os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+def test_the_command_line_sets_openmps_spin_count_before_torch_starts():
+    code = "from mnist_runner import cpu; import os; print(cpu.prepare(), os.environ['GOMP_SPINCOUNT'])"
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60).stdout
-    assert out.split() == ["True", "PASSIVE"]
+    assert out.split() == ["True", cpu.SETTINGS["GOMP_SPINCOUNT"]]
     source = (Path(__file__).parents[1] / "mnist_runner" / "train.py").read_text()
-    assert source.index("openmp.prepare()") < source.index("plugins.prepare(")  # before any plugin imports torch
+    assert source.index("cpu.prepare()") < source.index("plugins.prepare(")  # before any plugin imports torch
