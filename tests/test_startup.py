@@ -144,11 +144,13 @@ def test_a_single_run_uses_every_core(clean_env):
 def test_other_work_is_recorded_and_a_note_suggests_fewer_threads(clean_env, capsys):
     trainer = compose_config().trainer
     chosen = speed.configure(trainer, torch.device("cpu"))
-    assert (chosen.threads, chosen.other_work) == (8, 0.0) and capsys.readouterr().err == ""
+    assert (chosen.threads, chosen.other_work) == (8, 0.0) and capsys.readouterr().out == ""
     clean_env.setattr(cpu, "other_work", lambda: 2.0)  # the threads do not follow the load...
     chosen = speed.configure(trainer, torch.device("cpu"))
     assert (chosen.threads, chosen.other_work) == (8, 2.0)
-    note = capsys.readouterr().err  # ...a note says so
+    note = capsys.readouterr()  # ...a note says so, on stdout with the epoch lines (stderr is for errors)
+    assert note.err == ""
+    note = note.out
     assert "other processes kept 2.0 of the 8 cores busy" in note and "trainer.threads=6" in note
 
 
