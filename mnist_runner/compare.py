@@ -685,7 +685,7 @@ def plot_groups(groups: list[Group], path: Path, title: str, versus: bool = Fals
     import numpy as np
 
     from . import stats
-    from .plots import _integer_epochs, _save, colormap, figure
+    from .plots import _integer_epochs, _save, colormap, figure, versus_axes
 
     shown = [g for g in groups if any(r.metrics for r in g.completed)]
     points = []  # (value of the one numeric group key, final test accuracy) for the third panel
@@ -738,15 +738,7 @@ def plot_groups(groups: list[Group], path: Path, title: str, versus: bool = Fals
         ax.errorbar(
             x, [p[1].mean for p in points], yerr=[p[1].std or 0.0 for p in points], fmt="o-", color="black", capsize=4
         )
-        if min(x) > 0 and max(x) / min(x) >= 10:
-            ax.set_xscale("log")
-        if len(x) <= 8:
-            ax.set_xticks(x, [f"{v:g}" for v in x])
-            ax.minorticks_off()
-        ax.set_xlabel(key, fontsize=12)
-        ax.set_ylabel("final test accuracy (mean ± 1 sd)", fontsize=12)
-        ax.set_title(f"Final test accuracy against {key}", fontsize=13)
-        ax.grid(alpha=0.3, which="both")
+        versus_axes(ax, key, x, "final test accuracy (mean ± 1 sd)")
     fig.suptitle(title, fontsize=14, y=1 - 0.1 / height, va="top")
     if shown:
         anchor = (0.5, 0.05 / height)

@@ -53,6 +53,21 @@ def _pyplot():
     return plt
 
 
+def versus_axes(ax, key: str, x: list[float], ylabel: str) -> None:
+    """Axes of final test accuracy against a swept numeric `key`: log scale over a decade or more, the
+    swept values themselves as ticks when there are few."""
+    if min(x) > 0 and max(x) / min(x) >= 10:
+        ax.set_xscale("log")
+    values = sorted(set(x))
+    if len(values) <= 8:
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.minorticks_off()
+    ax.set_xlabel(key, fontsize=12)
+    ax.set_ylabel(ylabel, fontsize=12)
+    ax.set_title(f"Final test accuracy against {key}", fontsize=13)
+    ax.grid(alpha=0.3, which="both")
+
+
 def _save(fig, path: Path) -> None:
     """Write the PNG whole or not at all (a temporary file, then renamed): a kill never leaves half."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -300,17 +315,7 @@ def plot_overlay(
         points = sorted(points)
         ax = axes[2]
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color="black")
-        positive = [p[0] for p in points if p[0] > 0]
-        if len(positive) == len(points) and max(positive) / min(positive) >= 10:
-            ax.set_xscale("log")
-        values = sorted({p[0] for p in points})
-        if len(values) <= 8:  # label the swept values themselves
-            ax.set_xticks(values, [f"{v:g}" for v in values])
-            ax.minorticks_off()
-        ax.set_xlabel(key, fontsize=12)
-        ax.set_ylabel("final test accuracy", fontsize=12)
-        ax.set_title(f"Final test accuracy against {key}", fontsize=13)
-        ax.grid(alpha=0.3, which="both")
+        versus_axes(ax, key, [p[0] for p in points], "final test accuracy")
     fig.suptitle(title, fontsize=14, y=1 - 0.1 / height, va="top")
     if runs:
         anchor = (0.5, 0.05 / height)
