@@ -101,15 +101,19 @@ class ClusterLauncher:
                 return job.results()[0]
             except UncompletedJobError as e:  # no result after all, or an error outside the task
                 error = str(e).strip().splitlines()[-1]
+        if error is None and (state or "UNKNOWN").split()[0] not in STOPPED:  # it failed: say where it says why
+            error = _log_end(Path(job.paths.stderr))
         record_lost(self._sweep_config(overrides, num, job.job_id), self._EXECUTOR, job.job_id, state, error)
         return _nan_return(overrides)
 
     def _wait(self, job) -> str:
-        """Wait until the job has ended (submitit's job.wait()); its state. A SLURM job that left the queue
-        with no record in SLURM's accounting (an array task cancelled while it waited) would keep submitit
-        waiting: after two looks 5 s apart it counts as ended, in state UNKNOWN."""
+        """Wait until the job has ended (submitit's job.wait()); its state. On SLURM, squeue has the last
+        word both ways. A job that sacct says ended while squeue still lists it was requeued (sacct showed
+        how the earlier attempt ended): it is waited for again. A job that left the queue with no record in
+        SLURM's accounting (an array task cancelled while it waited) would keep submitit waiting: after two
+        looks 5 s apart it counts as ended, in state UNKNOWN."""
         misses, looked = 0, time.time()
-        while not job.done():
+        while not job.done() or self._requeued(job):
             if self._EXECUTOR == "slurm" and time.time() - looked >= 5:
                 looked = time.time()
                 gone = job.state == "UNKNOWN" and not _queued(job.job_id) and not job.get_info(mode="force")
@@ -118,6 +122,15 @@ class ClusterLauncher:
                     break
             time.sleep(1)
         return job.state
+
+    def _requeued(self, job) -> bool:
+        """Whether a job that submitit takes for ended (no result) is still in SLURM's queue; if so, submitit's
+        watcher forgets the state it cached, and learns the job's state again at its next look."""
+        if self._EXECUTOR != "slurm" or job.paths.result_pickle.exists() or not _queued(job.job_id):
+            return False
+        job.watcher._finished.discard(job.job_id)  # submitit keeps the states of ended jobs for good
+        job.watcher._info_dict.pop(job.job_id, None)  # UNKNOWN until its next sacct: not done
+        return True
 
     def _sweep_config(self, overrides: list[str], num: int, job_id: str):
         """The job's config as the job composes it (Hydra's load_sweep_config, with its number)."""
@@ -175,6 +188,17 @@ def _queued(job_id: str) -> bool:
     """Whether squeue lists the job (waiting, running or completing)."""
     result = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True, text=True)
     return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def _log_end(log: Path) -> str | None:
+    """Where a job's log is and its last error line (srun's `task 0: Killed`, slurmstepd's `oom_kill`
+    event), or its last line; None without a log."""
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return None
+    errors = [line for line in lines if "error" in line.lower()]
+    return f"its log {log} says: {(errors or lines)[-1]}" if lines else None
 
 
 def _in_own_folder(task):

@@ -276,6 +276,26 @@ def release_requeued(job: str, proc) -> None:
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
 
 
+def slurm_task(job: str) -> int:
+    """The process id of the Python of SLURM array task `job` (`123_4`) on this machine."""
+    array, task = job.split("_")
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            env = dict(v.split("=", 1) for v in environ.read_text().split("\0") if "=" in v)
+            command = (environ.parent / "cmdline").read_text()  # the Python, not the srun that started it
+        except OSError:
+            continue
+        if command.startswith(f"{sys.executable}\0") and (
+            env.get("SLURM_ARRAY_JOB_ID"),
+            env.get("SLURM_ARRAY_TASK_ID"),
+        ) == (
+            array,
+            task,
+        ):
+            return int(environ.parent.name)
+    raise AssertionError(f"no process of SLURM job {job} here")
+
+
 def local_task(sweep: Path, num: int, proc) -> int:
     """The process id of job `num` of a hydra/launcher=local sweep (the child of its submitit controller)."""
     from submitit.core.utils import DelayedSubmission
@@ -291,8 +311,20 @@ def local_task(sweep: Path, num: int, proc) -> int:
     return wait_for(find, f"process of job {num}", proc)
 
 
+def slurm_record(sweep: Path) -> str:
+    """What SLURM knows of the sweep's jobs (every attempt) and the ends of their logs, for a failure message."""
+    jobs = sorted({p.name.split("_")[0] for p in (sweep / ".submitit").glob("*_*")})
+    attempts = subprocess.run(
+        ["sacct", "--duplicates", "-o", "JobID,State,ExitCode,Start,End", *(f"-j{j}" for j in jobs)],
+        capture_output=True,
+        text=True,
+    ).stdout
+    logs = [f"{log}:\n{log.read_text()[-1500:]}" for log in sorted((sweep / ".submitit").glob("*/*_log.err"))]
+    return "\n".join([attempts, *logs])
+
+
 def assert_requeued_job_ends_as_if_never_stopped(sweep: Path, result: subprocess.CompletedProcess) -> None:
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, result.stderr[-3000:] + "\n" + slurm_record(sweep)
     requeued, never_stopped = job_folder(sweep, 0), job_folder(sweep, 1)
     first, second = summary(requeued), summary(never_stopped)
     assert first["status"] == second["status"] == "completed"
@@ -366,6 +398,27 @@ def test_cancelled_jobs_are_listed_the_summary_written_and_they_resume(tmp_path,
     resumed = run_command(continue_command(result.stderr, waiting), tmp_path, data_root, "trainer.progress=false")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert summary(waiting)["status"] == "completed" and len(rows_without_seconds(waiting)) == 2
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_slurm
+def test_a_job_killed_outright_is_listed_failed_with_the_end_of_its_log(tmp_path, data_root):
+    # SIGKILL to the job's Python (as the kernel's OOM killer would): no handler runs, SLURM says FAILED.
+    proc = start_sweep(tmp_path, data_root, "trainer.epochs=1000,2", "hydra.launcher.array_parallelism=2")
+    sweep = sweep_of(tmp_path, proc)
+    job = job_id(sweep, 0, proc)
+    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+    os.kill(slurm_task(job), signal.SIGKILL)
+    result = finish(proc)
+    assert result.returncode == 1, result.stderr[-3000:]
+    killed = summary(job_folder(sweep, 0))
+    assert killed["status"] == "failed" and killed["epochs_completed"] >= 1, killed
+    log = sweep.resolve() / ".submitit" / job / f"{job}_0_log.err"
+    says = rf"SLURM job {job} ended without a result \(FAILED: its log {re.escape(str(log))} says: srun: error: "
+    assert re.fullmatch(says + r"\S+: task 0: Killed\)", killed["error"]), killed["error"]  # \S+: the node
+    assert summary(job_folder(sweep, 1))["status"] == "completed"
+    assert f"Job {job_folder(sweep, 0).name} (failed after " in result.stderr
 
 
 @pytest.mark.slurm
