@@ -172,6 +172,41 @@ def test_lost_jobs_are_recorded_and_listed_with_the_command_that_continues_them(
         assert [r["status"] for r in csv.DictReader(f)] == ["interrupted", "failed", "completed"]
 
 
+def test_a_job_sacct_calls_ended_is_waited_for_while_squeue_lists_it(tmp_path, monkeypatch):
+    """Requeued: for a while sacct can show how the earlier attempt ended (FAILED) while squeue lists the job."""
+    from types import SimpleNamespace
+
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    from mnist_runner import cluster
+
+    class Job:  # a submitit SlurmJob whose sacct answers, one a second, are `looks`
+        job_id, watcher = "12_0", SlurmInfoWatcher()
+        paths = SimpleNamespace(result_pickle=tmp_path / "12_0_0_result.pkl")
+        looks = iter(["FAILED", "FAILED", "PENDING", "RUNNING", "COMPLETED"])
+
+        def done(self):
+            if self.job_id not in self.watcher._finished:  # submitit asks sacct only for jobs not ended
+                self.watcher._info_dict[self.job_id] = {"State": next(self.looks)}
+                if self.watcher.is_done(self.job_id, mode="cache"):
+                    self.watcher._finished.add(self.job_id)
+            if self.state == "COMPLETED":
+                self.paths.result_pickle.touch()
+            return self.watcher.is_done(self.job_id, mode="cache")
+
+        @property
+        def state(self):
+            return self.watcher.get_state(self.job_id, mode="cache")
+
+    squeue = []
+    monkeypatch.setattr(cluster, "_queued", lambda job_id: squeue.append(job_id) or True)
+    monkeypatch.setattr(cluster.time, "sleep", lambda seconds: None)
+    launcher = SimpleNamespace(_EXECUTOR="slurm")
+    launcher._requeued = lambda job: cluster.ClusterLauncher._requeued(launcher, job)
+    assert cluster.ClusterLauncher._wait(launcher, Job()) == "COMPLETED"
+    assert squeue == ["12_0", "12_0"]  # squeue asked only when sacct said the job ended without a result
+
+
 def test_per_class_names_the_class_that_limits_it():
     from mnist_runner.data import RawSplit, first_per_class
     from mnist_runner.registry import ConfigError
