@@ -14,17 +14,20 @@ METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "
 
 
 class MetricsLog:
-    """metrics.csv, appended a whole row at a time (flushed and synced)."""
+    """A CSV file (metrics.csv, train_steps.csv) appended whole rows at a time, flushed and synced."""
 
     def __init__(self, path: Path, columns: list[str]):
         self.path, self.columns = path, columns
         if not path.exists():
             write_atomic(path, ",".join(columns) + "\n")
 
-    def append(self, row: dict) -> None:
-        line = ",".join(_format(row[c]) for c in self.columns) + "\n"
+    def append(self, *rows: dict) -> None:
+        """Append `rows` with one write and one fsync (an epoch's logged steps come together)."""
+        lines = "".join(",".join(_format(row[c]) for c in self.columns) + "\n" for row in rows)
+        if not lines:
+            return
         with open(self.path, "a") as f:
-            f.write(line)
+            f.write(lines)
             f.flush()
             os.fsync(f.fileno())
 
@@ -98,11 +101,9 @@ class RunReport:
 
     def epoch_end(self, stats, row: dict) -> None:
         """After each epoch: the logged steps to train_steps.csv, the epoch row to the logger."""
-        steps = []  # (examples seen, loss)
-        for step, loss in stats.steps:
-            steps.append((self.examples_seen(step), loss))
-            self.steps_log.append({"step": step, "examples_seen": steps[-1][0], "loss": loss})
-        self.loggers.log_epoch(row, steps)
+        steps = [(step, self.examples_seen(step), loss) for step, loss in stats.steps]
+        self.steps_log.append(*({"step": s, "examples_seen": seen, "loss": loss} for s, seen, loss in steps))
+        self.loggers.log_epoch(row, [(seen, loss) for _, seen, loss in steps])
 
     def finish(self, rows: list[dict], summary: dict) -> None:
         """At the end of the run: curves always; predictions and the confusion matrix when it completed.

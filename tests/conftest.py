@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA = Path(os.environ.get("MNIST_RUNNER_DATA", ROOT.parent / "shared" / "data"))
+REAL_DATA = Path(os.environ.get("MNIST_RUNNER_DATA", ROOT.parent / "shared" / "data")).resolve()  # tests change folder
 
 _IDX_TYPES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C}
 
