@@ -3,7 +3,8 @@
 - `config_dir()`: conf/, in a source checkout or inside the installed package;
 - the resolvers the output folders use (`unique_dir`, `path_safe`);
 - how a run folder goes through Hydra's override grammar and the shell (`quote_resume_args`, `resume_command`);
-- Hydra's `hydra/callbacks=sweep_summary` option (sweep.py's callback), stored in Hydra's ConfigStore.
+- Hydra's `hydra/callbacks=sweep_summary` option (sweep.py's callback) and `hydra/sweeper=basic` (composing
+  each job once), stored in Hydra's ConfigStore.
 
 Torch-free: the entry point imports it before Hydra composes anything.
 """
@@ -97,10 +98,16 @@ ConfigStore.instance().store(
     node={"sweep_summary": {"_target_": "mnist_runner.sweep.SweepSummary"}},
     provider="mnist_runner",
 )
+# Hydra's first plugin scan runs each plugin's modules, which store their options in the ConfigStore:
+# scan now (Hydra would anyway), so that the options stored below replace theirs.
+Plugins.instance()
+ConfigStore.instance().store(
+    group="hydra/sweeper",
+    name="basic",  # Hydra's default sweeper, composing each job once (hydra_plugins/mnist_runner_sweeper.py)
+    node={"_target_": "hydra_plugins.mnist_runner_sweeper.Sweeper", "max_batch_size": None, "params": None},
+    provider="mnist_runner",
+)
 if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher"):  # the extra `sweep` is installed
-    # Hydra's first plugin scan runs each plugin's modules, which store their options in the ConfigStore:
-    # scan now, so that cluster.py's launchers stay stored under the submitit plugin's names too.
-    Plugins.instance()
     from . import cluster
 
     cluster.store_launchers()  # hydra/launcher=slurm, submitit_slurm, local, submitit_local

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import yaml
-from conftest import run_folders
+from conftest import run_cli_in_process, run_folders
 
 from mnist_runner.config import path_safe
 
@@ -31,6 +31,27 @@ def assert_png(path, width=None):
     assert data[:8] == b"\x89PNG\r\n\x1a\n", path
     if width is not None:
         assert int.from_bytes(data[16:20], "big") == width, "unexpected number of panels"
+
+
+def test_an_in_process_sweep_composes_each_job_once_after_checking_them_all(tmp_path, data_root, monkeypatch):
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    composed, compose = [], ConfigLoaderImpl.load_sweep_config
+    monkeypatch.setattr(
+        ConfigLoaderImpl,
+        "load_sweep_config",
+        lambda self, cfg, args: composed.append(args[-1]) or compose(self, cfg, args),
+    )
+    result = run_cli_in_process(tmp_path, data_root, "-m", *QUICK, "optimizer.lr=0.05,0.1,0.2")
+    assert result.returncode == 0, result.stderr
+    assert composed == ["optimizer.lr=0.05", "optimizer.lr=0.1", "optimizer.lr=0.2"]  # Hydra alone: each twice
+    assert len(summaries(sweep_folder(tmp_path))) == 3
+
+    # the check still composes every job first: a bad value in the last stops the sweep before any job runs
+    (tmp_path / "bad").mkdir()
+    result = run_cli_in_process(tmp_path / "bad", data_root, "-m", *QUICK, "model=mlp_128,no_such_model")
+    assert result.returncode == 1 and "no_such_model" in result.stderr
+    assert list((tmp_path / "bad").glob("multirun/*/*/*/summary.json")) == []
 
 
 @pytest.mark.slow
