@@ -401,6 +401,21 @@ def test_a_preempted_job_is_requeued_and_ends_as_if_never_stopped(tmp_path, data
 @pytest.mark.slurm
 @pytest.mark.slow
 @needs_slurm
+def test_a_job_slurm_requeues_itself_continues_from_its_checkpoint(tmp_path, data_root):
+    # `scontrol requeue` is what SLURM does to a job whose node failed: it stops the job (SIGTERM) and starts it
+    # again, with SLURM_RESTART_COUNT set, which tells the new start to continue in the job's folder.
+    proc = start_sweep(tmp_path, data_root, "trainer.epochs=12", "seed=3,3")
+    sweep = sweep_of(tmp_path, proc)
+    job = job_id(sweep, 0, proc)
+    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+    subprocess.run(["scontrol", "requeue", job], check=True)
+    release_requeued(job, proc)
+    assert_requeued_job_ends_as_if_never_stopped(sweep, finish(proc))
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_slurm
 def test_cancelled_jobs_are_listed_the_summary_written_and_they_resume(tmp_path, data_root):
     # job 0 is cancelled while it trains, job 2 while it waits in the queue; job 1 completes.
     proc = start_sweep(tmp_path, data_root, "trainer.epochs=1000,2,2", "hydra.launcher.array_parallelism=2")
