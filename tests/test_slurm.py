@@ -387,28 +387,22 @@ def test_a_local_job_requeued_after_sigusr2_ends_as_if_never_stopped(tmp_path, d
 @pytest.mark.slurm
 @pytest.mark.slow
 @needs_slurm
-def test_a_preempted_job_is_requeued_and_ends_as_if_never_stopped(tmp_path, data_root):
-    # Two identical jobs: job 0 gets SIGUSR2 (SLURM's warning before preemption) after its first epoch.
+@pytest.mark.parametrize(
+    "stop",
+    [
+        # SIGUSR2, SLURM's warning before it preempts a job: the run stops, submitit requeues the job
+        pytest.param(["scancel", "--signal=USR2"], id="preempted"),
+        # what SLURM does to a job whose node failed: SIGTERM, then a new start with SLURM_RESTART_COUNT set
+        pytest.param(["scontrol", "requeue"], id="requeued_by_slurm"),
+    ],
+)
+def test_a_job_stopped_and_requeued_ends_as_if_never_stopped(tmp_path, data_root, stop):
+    # Two identical jobs: job 0 is stopped after its first epoch, requeued, and continues in its own folder.
     proc = start_sweep(tmp_path, data_root, "trainer.epochs=12", "seed=3,3")
     sweep = sweep_of(tmp_path, proc)
     job = job_id(sweep, 0, proc)
     wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
-    subprocess.run(["scancel", "--signal=USR2", job], check=True)
-    release_requeued(job, proc)
-    assert_requeued_job_ends_as_if_never_stopped(sweep, finish(proc))
-
-
-@pytest.mark.slurm
-@pytest.mark.slow
-@needs_slurm
-def test_a_job_slurm_requeues_itself_continues_from_its_checkpoint(tmp_path, data_root):
-    # `scontrol requeue` is what SLURM does to a job whose node failed: it stops the job (SIGTERM) and starts it
-    # again, with SLURM_RESTART_COUNT set, which tells the new start to continue in the job's folder.
-    proc = start_sweep(tmp_path, data_root, "trainer.epochs=12", "seed=3,3")
-    sweep = sweep_of(tmp_path, proc)
-    job = job_id(sweep, 0, proc)
-    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
-    subprocess.run(["scontrol", "requeue", job], check=True)
+    subprocess.run([*stop, job], check=True)
     release_requeued(job, proc)
     assert_requeued_job_ends_as_if_never_stopped(sweep, finish(proc))
 
