@@ -33,6 +33,7 @@ def assert_png(path, width=None):
         assert int.from_bytes(data[16:20], "big") == width, "unexpected number of panels"
 
 
+@pytest.mark.slow
 def test_an_in_process_sweep_composes_each_job_once_after_checking_them_all(tmp_path, data_root, monkeypatch):
     from hydra._internal.config_loader_impl import ConfigLoaderImpl
 
