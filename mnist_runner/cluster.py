@@ -101,9 +101,8 @@ class ClusterLauncher:
                 return job.results()[0]
             except UncompletedJobError as e:  # no result after all, or an error outside the task
                 error = str(e).strip().splitlines()[-1]
-        if error is None and (state or "UNKNOWN").split()[0] not in STOPPED:  # it failed: say where it says why
-            error = _log_end(Path(job.paths.stderr))
-        record_lost(self._sweep_config(overrides, num, job.job_id), self._EXECUTOR, job.job_id, state, error)
+        cfg = self._sweep_config(overrides, num, job.job_id)
+        record_lost(cfg, self._EXECUTOR, job.job_id, state, error, log=Path(job.paths.stderr))
         return _nan_return(overrides)
 
     def _wait(self, job) -> str:
@@ -226,10 +225,10 @@ def job_folder(cfg) -> Path:
     return Path(str(cfg.hydra.sweep.dir)).resolve() / str(cfg.hydra.sweep.subdir)
 
 
-def record_lost(cfg, executor: str, job_id: str, state: str, error: str | None = None) -> None:
+def record_lost(cfg, executor: str, job_id: str, state: str, error: str | None = None, log: Path | None = None):
     """Write into the folder of the job with config `cfg` how it ended without a result: its SLURM
-    state `state` (or `error`). A job that never started gets its folder, its .hydra/ config files
-    (so that `resume=` can start it) and a summary.json."""
+    state `state` (or `error`; for a job that failed without one, the end of its `log`). A job that never
+    started gets its folder, its .hydra/ config files (so that `resume=` can start it) and a summary.json."""
     folder = job_folder(cfg)
     if not (folder / ".hydra" / "config.yaml").is_file():
         task_cfg = copy.deepcopy(cfg)
@@ -242,6 +241,8 @@ def record_lost(cfg, executor: str, job_id: str, state: str, error: str | None =
     word = (state or "UNKNOWN").split()[0]
     what = STOPPED.get(word) or BROKEN.get(word) or "ended without a result"
     status = "interrupted" if word in STOPPED else "failed"
+    if error is None and status == "failed" and log is not None:  # say where it says why
+        error = _log_end(log)
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     what = f"{what} ({state}: {error})" if error else f"{what} ({state})"
     note(folder, executor, job_id, status, state, what, choices, list(cfg.hydra.overrides.task))

@@ -101,9 +101,9 @@ class RunReport:
 
     def epoch_end(self, stats, row: dict) -> None:
         """After each epoch: the logged steps to train_steps.csv, the epoch row to the logger."""
-        steps = [(step, self.examples_seen(step), loss) for step, loss in stats.steps]
-        self.steps_log.append(*({"step": s, "examples_seen": seen, "loss": loss} for s, seen, loss in steps))
-        self.loggers.log_epoch(row, [(seen, loss) for _, seen, loss in steps])
+        steps = [{"step": step, "examples_seen": self.examples_seen(step), "loss": loss} for step, loss in stats.steps]
+        self.steps_log.append(*steps)
+        self.loggers.log_epoch(row, [(s["examples_seen"], s["loss"]) for s in steps])
 
     def finish(self, rows: list[dict], summary: dict) -> None:
         """At the end of the run: curves always; predictions and the confusion matrix when it completed.
