@@ -305,9 +305,12 @@ def run_command(argv: list[str], cwd: Path, data_root: Path, *more: str) -> subp
 
 
 def release_requeued(job: str, proc) -> None:
-    """SLURM holds a requeued job about two minutes before it may start again: let it start now."""
+    """SLURM holds a requeued job about two minutes before it may start again: let it start now, but not within
+    the second its earlier attempt was killed. slurmd compares a new start's credential with the one it revoked
+    at the kill to the second, and fails a start that is no newer ("Job credential revoked", FAILED)."""
     state = lambda: subprocess.run(["squeue", "-h", "-j", job, "-o", "%T %r"], capture_output=True, text=True).stdout
     wait_for(lambda: "BeginTime" in state(), "requeued job waiting for its begin time", proc)
+    time.sleep(2)
     subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"], check=True)
 
 
