@@ -410,7 +410,7 @@ def key_of(item) -> str:
 
 
 @pytest.mark.slow
-def test_wandb_offline_run_holds_config_metrics_summary_files_and_model(cli, tmp_path, monkeypatch):
+def test_wandb_offline_run_holds_config_metrics_summary_files_and_model_and_resumes(cli, tmp_path, monkeypatch):
     pytest.importorskip("wandb", reason="logger=wandb tests need the wandb extra: pip install -e '.[wandb]'")
     for key in ("WANDB_MODE", "WANDB_RUN_GROUP", "WANDB_API_KEY", "WANDB_BASE_URL"):
         monkeypatch.delenv(key, raising=False)
@@ -446,4 +446,18 @@ def test_wandb_offline_run_holds_config_metrics_summary_files_and_model(cli, tmp
     assert [entry.path for entry in artifacts["model"].manifest.contents] == ["model.pt"]
     assert run_folders(folder) == [folder]  # no copy of summary.json below the run folder
     assert any(r.HasField("exit") and r.exit.exit_code == 0 for r in records)
+
+    # resumed for a third epoch: the same W&B run id, resumed, and only the new epoch and steps in it
+    result = cli(f"resume={folder}", "trainer.epochs=3")
+    assert result.returncode == 0, result.stderr
+    again = summary_of(folder)["loggers"]["wandb"]
+    assert again["status"] == "logged" and again["run_id"] == record["run_id"]
+    resumed = Path(again["dir"])
+    assert resumed.parent == folder / "wandb" and resumed != offline
+    records = list(wandb_records(resumed / f"run-{record['run_id']}.wandb"))
+    run = next(r.run for r in records if r.HasField("run"))
+    assert run.run_id == record["run_id"] and run.resume  # `wandb sync` continues the run
+    rows = [{key_of(i): json.loads(i.value_json) for i in r.history.item} for r in records if r.HasField("history")]
+    assert [r["epoch"] for r in rows if "epoch" in r] == [3]
+    assert [r["examples_seen"] for r in rows if "train_step_loss" in r] == [700, 800, 900]
     shutil.rmtree(tmp_path / "wandb_home", ignore_errors=True)
