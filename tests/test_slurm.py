@@ -282,6 +282,11 @@ def epochs_done(folder: Path | None) -> int:
         return 0
 
 
+def first_epoch_of_job_0(sweep: Path, proc) -> None:
+    """Wait until the sweep's job 0 has completed an epoch (it is training, with a checkpoint)."""
+    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+
+
 def summary(folder: Path) -> dict:
     return json.loads((folder / "summary.json").read_text())
 
@@ -382,7 +387,7 @@ def test_a_local_job_requeued_after_sigusr2_ends_as_if_never_stopped(tmp_path, d
     proc = start_sweep(tmp_path, data_root, "trainer.epochs=12", "seed=3,3", launcher="local")
     sweep = sweep_of(tmp_path, proc)
     task = local_task(sweep, 0, proc)
-    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+    first_epoch_of_job_0(sweep, proc)
     os.kill(task, signal.SIGUSR2)
     assert_requeued_job_ends_as_if_never_stopped(sweep, finish(proc))
 
@@ -404,7 +409,7 @@ def test_a_job_stopped_and_requeued_ends_as_if_never_stopped(tmp_path, data_root
     proc = start_sweep(tmp_path, data_root, "trainer.epochs=12", "seed=3,3")
     sweep = sweep_of(tmp_path, proc)
     job = job_id(sweep, 0, proc)
-    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+    first_epoch_of_job_0(sweep, proc)
     subprocess.run([*stop, job], check=True)
     release_requeued(job, proc)
     assert_requeued_job_ends_as_if_never_stopped(sweep, finish(proc))
@@ -419,7 +424,7 @@ def test_cancelled_jobs_are_listed_the_summary_written_and_they_resume(tmp_path,
     sweep = sweep_of(tmp_path, proc)
     subprocess.run(["scancel", job_id(sweep, 2, proc)], check=True)
     job = job_id(sweep, 0, proc)
-    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+    first_epoch_of_job_0(sweep, proc)
     subprocess.run(["scancel", job], check=True)
     result = finish(proc)
     assert result.returncode == 1, result.stderr[-3000:]
@@ -455,7 +460,7 @@ def test_a_job_killed_outright_is_listed_failed_with_the_end_of_its_log(tmp_path
     proc = start_sweep(tmp_path, data_root, "trainer.epochs=1000,2", "hydra.launcher.array_parallelism=2")
     sweep = sweep_of(tmp_path, proc)
     job = job_id(sweep, 0, proc)
-    wait_for(lambda: epochs_done(job_folder(sweep, 0)) >= 1, "first epoch of job 0", proc)
+    first_epoch_of_job_0(sweep, proc)
     os.kill(slurm_task(job), signal.SIGKILL)
     result = finish(proc)
     assert result.returncode == 1, result.stderr[-3000:]
