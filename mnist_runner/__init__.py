@@ -1,6 +1,11 @@
 """mnist_runner: a Hydra-driven experiment runner for MNIST-family image classification.
 
-The plugin API (docs/own-code.md); importing it imports no torch:
+From Python (docs/python.md): `train("model=mlp", "trainer.epochs=3")` runs as the command line
+would, in this process, and returns the run; `load_runs("multirun")` reads the runs below some
+folders, for pandas (`.frame()`, `.epochs()`) and plots. Importing the package imports neither torch,
+Hydra nor pandas.
+
+The plugin API (docs/own-code.md):
 
     from mnist_runner import register_model
 
@@ -15,6 +20,8 @@ keyword. `list_models()` etc. name every entry, the built-in ones included.
 """
 
 from .registry import DATASETS, LOSSES, MODELS, OPTIMIZERS
+from .results import load_runs
+from .train import train  # the function: the entry-point module stays importable as mnist_runner.train
 
 __version__ = "0.1.0"
 
@@ -28,6 +35,8 @@ list_losses = LOSSES.list
 list_optimizers = OPTIMIZERS.list
 
 __all__ = [
+    "train",
+    "load_runs",
     "register_model",
     "register_dataset",
     "register_loss",

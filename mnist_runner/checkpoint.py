@@ -21,8 +21,7 @@ from omegaconf import OmegaConf
 
 from .files import replacing, write_atomic
 from .registry import ConfigError
-
-CHECKPOINT = Path("checkpoints") / "last.pt"
+from .run_folder import CHECKPOINT, HYDRA_DIR, DamagedRun, RunFolder
 
 # Keys a resumed run may change: they do not change what is being trained.
 RESUMABLE = (
@@ -148,10 +147,6 @@ def truncate_csv(path: Path, column: str, last: int) -> None:
 # --- resume --------------------------------------------------------------------------------------
 
 
-def is_run_folder(path: Path) -> bool:
-    return (Path(path) / ".hydra" / "config.yaml").is_file()
-
-
 def resume_config(cfg, overrides: list[str]):
     """(config, choices, overrides) of the run in the `resume` folder, with the allowed changes.
 
@@ -159,15 +154,13 @@ def resume_config(cfg, overrides: list[str]):
     command line. Refuses (ConfigError) a folder that is not a run and an override that changes
     the experiment.
     """
-    folder = Path(str(cfg.resume))
-    if not is_run_folder(folder):
-        raise ConfigError(
-            f"resume={cfg.resume!r} is not a run folder (no .hydra/config.yaml in it); "
-            f"give a folder the runner made, e.g. resume=outputs/YYYY-MM-DD/HH-MM-SS"
-        )
-    stored = OmegaConf.load(folder / ".hydra" / "config.yaml")
+    folder = RunFolder(str(cfg.resume))
+    folder.require_config("resume")
+    try:
+        stored, hydra = folder.config(), folder.hydra()
+    except DamagedRun as e:
+        raise ConfigError(f"resume={cfg.resume}: {e}") from None
     then_epochs = stored.trainer.epochs
-    hydra = OmegaConf.load(folder / ".hydra" / "hydra.yaml").hydra
     choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")}
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -215,7 +208,7 @@ def discard_fresh_folder(fresh: Path, keep: Path) -> None:
     fresh, keep = Path(fresh).resolve(), Path(keep).resolve()
     if fresh == keep or not fresh.is_dir():
         return
-    if any(p.name != ".hydra" and p.suffix != ".log" for p in fresh.iterdir()):
+    if any(p.name != HYDRA_DIR and p.suffix != ".log" for p in fresh.iterdir()):
         return
     shutil.rmtree(fresh, ignore_errors=True)
     here = Path.cwd().resolve()

@@ -23,7 +23,6 @@ processes through submitit), also under the plugin's own names `submitit_slurm` 
 """
 
 import copy
-import json
 import math
 import os
 import signal
@@ -38,7 +37,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf, LocalQue
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import log
 from omegaconf import OmegaConf, open_dict
 
-from .files import write_json
+from .run_folder import DamagedRun, RunFolder, new_summary
 
 # How a job that ended without a result ended, by the first word of its SLURM state (sacct) or, for
 # jobs in local processes, submitit's state. Stopped from outside: `interrupted`, to be continued.
@@ -230,14 +229,8 @@ def record_lost(cfg, executor: str, job_id: str, state: str, error: str | None =
     state `state` (or `error`; for a job that failed without one, the end of its `log`). A job that never
     started gets its folder, its .hydra/ config files (so that `resume=` can start it) and a summary.json."""
     folder = job_folder(cfg)
-    if not (folder / ".hydra" / "config.yaml").is_file():
-        task_cfg = copy.deepcopy(cfg)
-        with open_dict(task_cfg):
-            del task_cfg["hydra"]
-        (folder / ".hydra").mkdir(parents=True, exist_ok=True)
-        (folder / ".hydra" / "config.yaml").write_text(OmegaConf.to_yaml(task_cfg))
-        (folder / ".hydra" / "hydra.yaml").write_text(OmegaConf.to_yaml({"hydra": cfg.hydra}))
-        (folder / ".hydra" / "overrides.yaml").write_text(OmegaConf.to_yaml(cfg.hydra.overrides.task))
+    if not RunFolder(folder).has_config:
+        RunFolder(folder).write_config(cfg)
     word = (state or "UNKNOWN").split()[0]
     what = STOPPED.get(word) or BROKEN.get(word) or "ended without a result"
     status = "interrupted" if word in STOPPED else "failed"
@@ -251,18 +244,18 @@ def record_lost(cfg, executor: str, job_id: str, state: str, error: str | None =
 def note(folder: Path, executor: str, job_id: str, status: str, state: str, what: str, choices=None, overrides=None):
     """Set `status`, `error` ("SLURM job ID WHAT") and `cluster` (executor, job id, state) in the job's
     summary.json (made when the job made none)."""
-    path = Path(folder) / "summary.json"
+    folder = RunFolder(folder)
     try:
-        summary = json.loads(path.read_text())
-    except (OSError, ValueError):
+        summary = folder.summary()
+    except DamagedRun:  # none yet (or one beyond reading): this record is all there is
         what += ", before it started"
-        summary = {"status": "running", "choices": choices or {}, "overrides": overrides or [], "epochs_completed": 0}
+        summary = new_summary(choices or {}, overrides or [])
     if summary.get("status") == "interrupted":  # it stopped on a signal and recorded so: that stands
         status = "interrupted"
     if summary.get("status") != "completed":  # a job killed after it finished keeps its result
         summary.update(status=status, error=f"{'SLURM' if executor == 'slurm' else 'Local'} job {job_id} {what}")
     summary["cluster"] = {"executor": executor, "job_id": job_id, "state": state}
-    write_json(path, summary)
+    folder.write_summary(summary)
 
 
 def store_launchers() -> None:

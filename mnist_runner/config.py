@@ -3,10 +3,12 @@
 - `config_dir()`: conf/, in a source checkout or inside the installed package;
 - the resolvers the output folders use (`unique_dir`, `path_safe`);
 - how a run folder goes through Hydra's override grammar and the shell (`quote_resume_args`, `resume_command`);
-- Hydra's `hydra/callbacks=sweep_summary` option (sweep.py's callback) and `hydra/sweeper=basic` (composing
-  each job once), stored in Hydra's ConfigStore.
+- `setup()`: what Hydra must know before it composes anything, called by each entry point (the runner,
+  its Python API, eval, the trackers' replay): the resolvers, Hydra's `hydra/callbacks=sweep_summary`
+  option (sweep.py's callback), `hydra/sweeper=basic` (composing each job once) and the cluster
+  launchers, stored in Hydra's ConfigStore.
 
-Torch-free: the entry point imports it before Hydra composes anything.
+Importing it does nothing else and imports neither Hydra nor torch.
 """
 
 import importlib.util
@@ -14,10 +16,6 @@ import os
 import re
 import shlex
 from pathlib import Path
-
-from hydra.core.config_store import ConfigStore
-from hydra.core.plugins import Plugins
-from omegaconf import OmegaConf
 
 
 def config_dir() -> str:
@@ -27,25 +25,20 @@ def config_dir() -> str:
     return str(packaged if packaged.is_dir() else here.parent / "conf")
 
 
-_claimed: dict[str, str] = {}
-
-
 def unique_dir(base: str) -> str:
-    """`base`, or `base-1`, `base-2`, ...: the first that this process could create itself.
+    """`base`, or `base-1`, `base-2`, ...: the first that this call could create itself.
 
-    Two runs started in the same second therefore never share a timestamped folder.
+    Two runs started in the same second therefore never share a timestamped folder. Registered with
+    OmegaConf's cache, so a run's config resolves it once (Hydra copies the cache into each job's config).
     """
-    if base not in _claimed:
-        path, n = base, 0
-        while True:
-            try:
-                os.makedirs(path)
-                break
-            except FileExistsError:
-                n += 1
-                path = f"{base}-{n}"
-        _claimed[base] = path
-    return _claimed[base]
+    path, n = base, 0
+    while True:
+        try:
+            os.makedirs(path)
+            return path
+        except FileExistsError:
+            n += 1
+            path = f"{base}-{n}"
 
 
 def path_safe(text: str, limit: int = 120) -> str:
@@ -88,26 +81,32 @@ def resume_command(folder) -> str:
     return "python -m mnist_runner " + shlex.quote(f"resume={folder}")
 
 
-for _name, _fn in (("unique_dir", unique_dir), ("path_safe", path_safe)):
-    if not OmegaConf.has_resolver(_name):
-        OmegaConf.register_new_resolver(_name, _fn, use_cache=True)
+def setup() -> None:
+    """Hydra's set-up for this runner (see the module's docstring); the same each time it is called."""
+    from hydra.core.config_store import ConfigStore
+    from hydra.core.plugins import Plugins
+    from omegaconf import OmegaConf
 
-ConfigStore.instance().store(
-    group="hydra/callbacks",
-    name="sweep_summary",
-    node={"sweep_summary": {"_target_": "mnist_runner.sweep.SweepSummary"}},
-    provider="mnist_runner",
-)
-# Hydra's first plugin scan runs each plugin's modules, which store their options in the ConfigStore:
-# scan now (Hydra would anyway), so that the options stored below replace theirs.
-Plugins.instance()
-ConfigStore.instance().store(
-    group="hydra/sweeper",
-    name="basic",  # Hydra's default sweeper, composing each job once (hydra_plugins/mnist_runner_sweeper.py)
-    node={"_target_": "hydra_plugins.mnist_runner_sweeper.Sweeper", "max_batch_size": None, "params": None},
-    provider="mnist_runner",
-)
-if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher"):  # the extra `sweep` is installed
-    from . import cluster
+    for name, resolver in (("unique_dir", unique_dir), ("path_safe", path_safe)):
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver, use_cache=True)
+    store = ConfigStore.instance()
+    store.store(
+        group="hydra/callbacks",
+        name="sweep_summary",
+        node={"sweep_summary": {"_target_": "mnist_runner.sweep.SweepSummary"}},
+        provider="mnist_runner",
+    )
+    # Hydra's first plugin scan runs each plugin's modules, which store their options in the ConfigStore:
+    # scan first (Hydra would anyway), so that the options stored below replace theirs.
+    Plugins.instance()
+    store.store(
+        group="hydra/sweeper",
+        name="basic",  # Hydra's default sweeper, composing each job once (hydra_plugins/mnist_runner_sweeper.py)
+        node={"_target_": "hydra_plugins.mnist_runner_sweeper.Sweeper", "max_batch_size": None, "params": None},
+        provider="mnist_runner",
+    )
+    if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher"):  # the extra `sweep` is installed
+        from . import cluster
 
-    cluster.store_launchers()  # hydra/launcher=slurm, submitit_slurm, local, submitit_local
+        cluster.store_launchers()  # hydra/launcher=slurm, submitit_slurm, local, submitit_local

@@ -22,11 +22,9 @@ from pathlib import Path
 import torch
 
 from .idx import IdxError, read_idx
-from .registry import DATASETS, ConfigError
-
-
-class DataError(RuntimeError):
-    """Data files missing, unreadable or corrupt."""
+from .registry import DATASETS, ConfigError, DataError
+from .rules import one_of
+from .user_data import check_selected_classes, read_arrays
 
 
 @dataclass
@@ -98,8 +96,6 @@ def _qmnist_files(train: bool) -> tuple[str, str]:
 
 
 def _emnist_files(train: bool, split: str) -> tuple[str, str]:
-    if split not in EMNIST_CLASSES:
-        raise ConfigError(f"dataset.split={split!r} is not allowed; it must be one of: {', '.join(EMNIST_CLASSES)}")
     prefix = f"emnist-{split}-{'train' if train else 'test'}"
     return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
 
@@ -123,7 +119,7 @@ DATASETS.register("fashion_mnist")(DatasetSource("FashionMNIST", _mnist_files, l
 DATASETS.register("kmnist")(DatasetSource("KMNIST", _mnist_files, lambda: KUZUSHIJI))
 # QMNIST: the 60,000 training digits (MNIST's) and all 60,000 test digits (MNIST's 10,000 + 50,000).
 DATASETS.register("qmnist")(DatasetSource("QMNIST", _qmnist_files, lambda: DIGITS))
-DATASETS.register("emnist")(
+DATASETS.register("emnist", rules={"split": one_of(*EMNIST_CLASSES)})(
     DatasetSource("EMNIST", _emnist_files, lambda split: list(EMNIST_CLASSES[split]), ("split",), transpose=True)
 )
 
@@ -248,9 +244,8 @@ def load_data(cfg, device: torch.device, seed: int = 0) -> Data:
         train, test = _read(source, cfg, True, options), _read(source, cfg, False, options)
         class_names = list(source.class_names(**options))
     else:  # npz, image_folder and plugins' datasets: a builder returning arrays (user_data.py)
-        from .user_data import check_selected_classes, read_arrays
-
-        train, test, class_names = read_arrays(source, cfg)
+        (train_arrays, test_arrays), class_names = read_arrays(source, cfg)
+        train, test = RawSplit(*train_arrays), RawSplit(*test_arrays)
         check_selected_classes(cfg.get("classes"), class_names, cfg.name)
 
     if cfg.get("classes") is not None:

@@ -12,7 +12,6 @@ n), `confusion_matrix.csv` and `confusion_matrix.png`.
 """
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from .registry import ConfigError
-
-WEIGHTS = ("model.pt", "checkpoints/last.pt")
+from .hydra_errors import user_wants_traceback
+from .registry import ConfigError, DataError
+from .run_folder import CHECKPOINT, EVAL, MODEL, DamagedRun, RunFolder
 
 
 @dataclass
@@ -48,30 +47,28 @@ def load_trained(folder) -> TrainedRun:
     import torch
 
     from . import plugins
-    from .data import DataError
     from .losses import build_loss
     from .models import build_model
 
-    folder = Path(folder)
-    if not (folder / ".hydra" / "config.yaml").is_file():
-        raise ConfigError(
-            f"{folder} is not a run folder (no .hydra/config.yaml in it); give a folder the runner made, "
-            f"e.g. outputs/YYYY-MM-DD/HH-MM-SS"
-        )
-    cfg = OmegaConf.load(folder / ".hydra" / "config.yaml")
-    summary = _read_summary(folder)
+    folder = RunFolder(folder)
+    folder.require_config()
+    try:
+        cfg = folder.config()
+        summary = folder.summary() if folder.is_run else {}  # a run from before summary.json: its data says
+    except DamagedRun as e:
+        raise DataError(f"{folder.path}: {e}") from None
     plugins.load(cfg.get("plugins"))
-    weights = next((w for w in WEIGHTS if (folder / w).is_file()), None)
+    weights = folder.weights()
     if weights is None:
         raise ConfigError(
-            f"{folder} has no trained weights (no model.pt, no checkpoints/last.pt): the run did not complete an "
+            f"{folder.path} has no trained weights (no {MODEL}, no {CHECKPOINT}): the run did not complete an "
             f"epoch; give a run folder that did"
         )
     try:
-        state = torch.load(folder / weights, map_location="cpu", weights_only=True)
+        state = torch.load(folder.file(weights), map_location="cpu", weights_only=True)
     except Exception as e:
-        raise DataError(f"{folder / weights} cannot be read ({type(e).__name__}: {e})") from None
-    if weights != "model.pt":
+        raise DataError(f"{folder.file(weights)} cannot be read ({type(e).__name__}: {e})") from None
+    if weights == CHECKPOINT:
         state = state["model"]
     facts = summary.get("data") or {}
     normalization = summary.get("normalization")
@@ -87,11 +84,11 @@ def load_trained(folder) -> TrainedRun:
         model.load_state_dict(state)
     except RuntimeError as e:
         raise DataError(
-            f"{folder / weights} does not fit the model its config describes ({' '.join(str(e).split())[:300]})"
+            f"{folder.file(weights)} does not fit the model its config describes ({' '.join(str(e).split())[:300]})"
         ) from None
     model.eval()
     return TrainedRun(
-        folder=folder,
+        folder=folder.path,
         cfg=cfg,
         summary=summary,
         model=model,
@@ -102,13 +99,6 @@ def load_trained(folder) -> TrainedRun:
         mean=float(normalization["mean"]),
         std=float(normalization["std"]),
     )
-
-
-def _read_summary(folder: Path) -> dict:
-    try:
-        return json.loads((folder / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 # --- the eval dataset ----------------------------------------------------------------------------
@@ -155,10 +145,11 @@ def _compose_dataset(name: str, overrides: list[str], config_dirs: list[str]):
     from hydra.core.global_hydra import GlobalHydra
 
     from . import plugins
-    from .config import config_dir
+    from .config import config_dir, setup
     from .registry import DATASETS
 
     plugins.store_config_nodes([*config_dirs, config_dir()])
+    setup()
     search = [f"hydra.searchpath=[{','.join('file://' + str(Path(d).resolve()) for d in config_dirs)}]"]
     GlobalHydra.instance().clear()
     try:
@@ -220,7 +211,7 @@ def evaluate_run(folder, overrides: list[str] = (), config_dirs: list[str] = ())
     per_class = {
         c: (matrix[i, i].item() / totals[i].item() if totals[i] else None) for i, c in enumerate(data.class_names)
     }
-    out = _new_folder(Path(folder) / "eval", f"{name}-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
+    out = _new_folder(RunFolder(folder).file(EVAL), f"{name}-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     result = {
         "run": str(Path(folder).resolve()),
         "weights": run.weights,
@@ -276,15 +267,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import os
-
-    from .data import DataError
 
     args = parser().parse_args(argv)
     try:
         evaluate_run(args.folder, args.overrides, args.config_dir)
     except (ConfigError, DataError) as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if user_wants_traceback():
             raise
         print(f"Error: {e}", file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1

@@ -13,6 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .registry import LOSSES, ConfigError
+from .rules import UNIT_HALF_OPEN
 
 
 class Objective(nn.Module):
@@ -103,7 +104,7 @@ class CrossEntropy(Objective):
         return F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
 
 
-LOSSES.register("cross_entropy")(CrossEntropy)
+LOSSES.register("cross_entropy", rules={"label_smoothing": UNIT_HALF_OPEN})(CrossEntropy)
 
 
 class MSE(Objective):

@@ -11,34 +11,46 @@ from dataclasses import dataclass
 import torch
 from torch.optim import lr_scheduler
 
-from .registry import OPTIMIZERS, SCHEDULERS
+from .registry import OPTIMIZERS, SCHEDULERS, ConfigError
+from .rules import BETAS, NON_NEGATIVE, POSITIVE, UNIT_HALF_OPEN, UNIT_OPEN, integer, number, one_of, show
 
 
 def build_optimizer(cfg, params) -> torch.optim.Optimizer:
     return OPTIMIZERS.build(cfg, params)
 
 
-@OPTIMIZERS.register
+def _nesterov_needs_momentum(options: dict) -> None:
+    if options.get("nesterov") is True and not options.get("momentum"):
+        raise ConfigError(
+            f"optimizer.nesterov=true needs optimizer.momentum > 0 (given {show(options.get('momentum'))})"
+        )
+
+
+STEP = {"lr": POSITIVE, "weight_decay": NON_NEGATIVE}  # the options every optimizer here has
+ADAM = {**STEP, "eps": POSITIVE, "betas": BETAS}
+
+
+@OPTIMIZERS.register(rules={**STEP, "momentum": UNIT_HALF_OPEN}, check=_nesterov_needs_momentum)
 def sgd(params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
     return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
 
 
-@OPTIMIZERS.register
+@OPTIMIZERS.register(rules=ADAM)
 def adam(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False):
     return torch.optim.Adam(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
-@OPTIMIZERS.register
+@OPTIMIZERS.register(rules=ADAM)
 def adamw(params, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False):
     return torch.optim.AdamW(params, lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
 
 
-@OPTIMIZERS.register
+@OPTIMIZERS.register(rules={**STEP, "eps": POSITIVE, "rho": number(0, 1)})
 def adadelta(params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0.0):
     return torch.optim.Adadelta(params, lr=lr, rho=rho, eps=eps, weight_decay=weight_decay)
 
 
-@OPTIMIZERS.register
+@OPTIMIZERS.register(rules={**STEP, "eps": POSITIVE, "alpha": number(0, 1), "momentum": UNIT_HALF_OPEN})
 def rmsprop(params, lr, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
     return torch.optim.RMSprop(
         params, lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered
@@ -77,23 +89,31 @@ def no_schedule(optimizer, epochs, steps_per_epoch):
     return None
 
 
-@SCHEDULERS.register
+@SCHEDULERS.register(rules={"step_size": integer(1), "gamma": POSITIVE})
 def step(optimizer, epochs, steps_per_epoch, step_size=10, gamma=0.1):
     return Schedule(lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma), "epoch")
 
 
-@SCHEDULERS.register
+@SCHEDULERS.register(rules={"gamma": POSITIVE})
 def exponential(optimizer, epochs, steps_per_epoch, gamma=0.95):
     return Schedule(lr_scheduler.ExponentialLR(optimizer, gamma=gamma), "epoch")
 
 
-@SCHEDULERS.register
+@SCHEDULERS.register(rules={"eta_min": NON_NEGATIVE})
 def cosine(optimizer, epochs, steps_per_epoch, eta_min=0.0):
     """Cosine annealing from the optimizer's lr to eta_min over the run's epochs."""
     return Schedule(lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=eta_min), "epoch")
 
 
-@SCHEDULERS.register
+@SCHEDULERS.register(
+    rules={
+        "max_lr": POSITIVE,
+        "pct_start": UNIT_OPEN,
+        "anneal_strategy": one_of("cos", "linear"),
+        "div_factor": POSITIVE,
+        "final_div_factor": POSITIVE,
+    }
+)
 def onecycle(
     optimizer,
     epochs,

@@ -321,3 +321,54 @@ def plot_overlay(
         anchor = (0.5, 0.05 / height)
         fig.legend(loc="lower center", bbox_to_anchor=anchor, ncols=legend_columns, fontsize=10, frameon=False)
     _save(fig, path)
+
+
+def plot_bands(
+    groups: list[tuple[str, list[tuple[int, float, float]], list[tuple[int, float, float]]]],
+    path: Path,
+    title: str,
+    versus: tuple[str, list[tuple[float, float, float]]] | None = None,
+) -> None:
+    """Per group, the mean test accuracy and test loss per epoch with a band of ±1 standard deviation.
+
+    `groups`: (legend label, accuracy curve, loss curve), each curve (epoch, mean, sd). `versus`: (the
+    group key, [(its value, mean final test accuracy, sd)]) adds a third panel. Laid out as plot_overlay.
+    """
+    panels = 3 if versus else 2
+    legend_columns = 1 if len(groups) <= 6 else 2
+    legend = 0.21 * math.ceil(len(groups) / legend_columns) + 0.15 if groups else 0  # inches, below the panels
+    width, height = 6 * panels, 5 + legend
+    fig = figure(figsize=(width, height))
+    fig.subplots_adjust(
+        left=0.8 / width, right=1 - 0.25 / width, bottom=(legend + 0.7) / height, top=1 - 0.8 / height, wspace=0.25
+    )
+    axes = fig.subplots(1, panels)
+    cmap = colormap("tab10" if len(groups) <= 10 else "tab20")
+    all_epochs = []
+    for i, (label, *curves) in enumerate(groups):
+        color = cmap(i % cmap.N)
+        for ax, curve, name in zip(axes, curves, (label, None)):
+            epochs = [c[0] for c in curve]
+            mean, std = np.array([c[1] for c in curve]), np.array([c[2] for c in curve])
+            all_epochs += epochs
+            ax.plot(epochs, mean, "-", marker="o", ms=4 if len(epochs) > 1 else 8, color=color, label=name)
+            if len(epochs) > 1:
+                ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
+            else:
+                ax.errorbar(epochs, mean, yerr=std, fmt="none", ecolor=color, capsize=6)
+    for ax, what in zip(axes[:2], ("test accuracy", "test loss")):
+        _integer_epochs(ax, all_epochs or [1])
+        ax.set_xlabel("epoch", fontsize=12)
+        ax.set_ylabel(f"{what} (mean ± 1 sd over seeds)", fontsize=12)
+        ax.set_title(f"{what.capitalize()} per epoch", fontsize=13)
+        ax.grid(alpha=0.3)
+    if versus:
+        key, points = versus
+        x = [p[0] for p in points]
+        axes[2].errorbar(x, [p[1] for p in points], yerr=[p[2] for p in points], fmt="o-", color="black", capsize=4)
+        versus_axes(axes[2], key, x, "final test accuracy (mean ± 1 sd)")
+    fig.suptitle(title, fontsize=14, y=1 - 0.1 / height, va="top")
+    if groups:
+        anchor = (0.5, 0.05 / height)
+        fig.legend(loc="lower center", bbox_to_anchor=anchor, ncols=legend_columns, fontsize=10, frameon=False)
+    _save(fig, path)

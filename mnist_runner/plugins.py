@@ -26,6 +26,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, ConfigError
+from .run_folder import CONFIG, RunFolder
 
 ENTRY_POINT_GROUP = "mnist_runner.plugins"
 
@@ -59,18 +60,10 @@ _entry_points_loaded = False
 
 
 def prepare(argv: list[str]) -> None:
-    """Before Hydra composes: import the plugins `argv` names and the installed ones, and store their config nodes.
-
-    Bad plugins end the process here with one line on stderr and exit code 2.
-    """
-    try:
-        load(names_in_argv(argv))
-        store_config_nodes(_config_dirs(argv))
-    except ConfigError as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        print(f"Error: {e}", file=sys.stderr)
-        sys.exit(2)
+    """Before Hydra composes: import the plugins `argv` names and the installed ones, and store their config
+    nodes. PluginError (one line) for a plugin that cannot be imported."""
+    load(names_in_argv(argv))
+    store_config_nodes(config_dirs(argv))
 
 
 def load(names=()) -> None:
@@ -180,9 +173,9 @@ def names_in_argv(argv: list[str]) -> list[str]:
                 names += module_names(v)
         elif key in ("experiment", "resume") and isinstance(value, str):
             files = (
-                [Path(d) / "experiment" / f"{value}.yaml" for d in _config_dirs(argv)]
+                [Path(d) / "experiment" / f"{value}.yaml" for d in config_dirs(argv)]
                 if key == "experiment"
-                else [Path(value) / ".hydra" / "config.yaml"]
+                else [RunFolder(value).file(CONFIG)]
             )
             for file in files:
                 if file.is_file():
@@ -192,7 +185,7 @@ def names_in_argv(argv: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _config_dirs(argv: list[str]) -> list[str]:
+def config_dirs(argv: list[str]) -> list[str]:
     """The config folders Hydra searches: those given with --config-dir/-cd first, then the runner's conf/."""
     from .config import config_dir
 

@@ -9,11 +9,11 @@ class's probability too. MNIST-style digits are light on dark: `--invert` turns 
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from .registry import ConfigError
+from .hydra_errors import user_wants_traceback
+from .registry import ConfigError, DataError
 
 
 def predict_images(folder, images: list[Path], invert: bool = False) -> list[dict]:
@@ -71,13 +71,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .data import DataError
 
     args = parser().parse_args(argv)
     try:
         results = predict_images(args.folder, args.images, args.invert)
     except (ConfigError, DataError) as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if user_wants_traceback():
             raise
         print(f"Error: {e}", file=sys.stderr)
         return 2 if isinstance(e, ConfigError) else 1

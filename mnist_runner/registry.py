@@ -20,6 +20,10 @@ class ConfigError(ValueError):
     """A bad value in the composed configuration: reported as one line, exit code 2."""
 
 
+class DataError(RuntimeError):
+    """Data files missing, unreadable or corrupt: reported as one line, exit code 1."""
+
+
 class Registry(Generic[T]):
     """Names -> builders of one kind; `builtins` are the modules registering the built-in ones."""
 
@@ -28,12 +32,16 @@ class Registry(Generic[T]):
         self.builtins = builtins
         self._entries: dict[str, T] = {}
         self._modules: dict[str, str] = {}  # name -> the module that registered it
+        self._rules: dict[str, dict] = {}  # name -> {option: rules.Rule}
+        self._checks: dict[str, Callable] = {}  # name -> check(options) for combinations of options
         self._builtins_loaded = not builtins
 
-    def register(self, name: str | Callable | None = None):
+    def register(self, name: str | Callable | None = None, *, rules: dict | None = None, check: Callable | None = None):
         """Decorator registering a builder under `name`, by default the builder's own `__name__`.
 
         Usable bare (`@REG.register`), with a name (`@REG.register("x")`) or empty (`@REG.register()`).
+        `rules`: {option: rules.Rule}, what this entry's options must be, checked before any data is
+        loaded (validate.py); `check(options)` raises ConfigError for a combination of them that cannot be.
         A name registered twice is refused, naming both modules.
         """
         if callable(name):  # used bare: @REG.register
@@ -49,9 +57,23 @@ class Registry(Generic[T]):
                 )
             self._entries[key] = builder
             self._modules[key] = module
+            self._rules[key] = dict(rules or {})
+            if check is not None:
+                self._checks[key] = check
             return builder
 
         return decorator
+
+    def rules(self, name: str) -> dict:
+        """The rules `name` was registered with: {option: rules.Rule}."""
+        self.load_builtins()
+        return self._rules.get(name, {})
+
+    def check(self, name: str, options: dict) -> None:
+        """Run the entry's check of a combination of its `options`, if it has one."""
+        self.load_builtins()
+        if name in self._checks:
+            self._checks[name](options)
 
     def load_builtins(self) -> None:
         """Import the modules that register the built-in entries (once)."""

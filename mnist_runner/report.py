@@ -1,6 +1,5 @@
 """What a run leaves in its folder: metrics.csv, summary.json, model_summary.txt, plots/."""
 
-import csv
 import os
 import sys
 from pathlib import Path
@@ -9,6 +8,7 @@ import torch
 from torch import nn
 
 from .files import write_atomic
+from .run_folder import CONFUSION, PLOTS, STEPS, RunFolder
 
 METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "epoch_seconds"]
 
@@ -88,12 +88,12 @@ class RunReport:
     def __init__(self, out: Path, cfg, data, model, loss_fn, choices: dict, overrides: list[str], title: str):
         from . import loggers
 
-        self.out, self.data, self.model, self.loss_fn, self.title = Path(out), data, model, loss_fn, title
+        self.folder, self.data, self.model, self.loss_fn, self.title = RunFolder(out), data, model, loss_fn, title
         self.batch_size, self.eval_batch_size = cfg.trainer.batch_size, cfg.trainer.eval_batch_size
         self.draw = bool(cfg.get("report", {}).get("plots", True))
         self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
-        self.steps_log = MetricsLog(self.out / "train_steps.csv", STEP_COLUMNS)
-        self.loggers = loggers.start(cfg, self.out, choices, overrides)  # logger=...: docs/trackers.md
+        self.steps_log = MetricsLog(self.folder.file(STEPS), STEP_COLUMNS)
+        self.loggers = loggers.start(cfg, self.folder.path, choices, overrides)  # logger=...: docs/trackers.md
 
     def examples_seen(self, step: int) -> int:
         epochs, within = divmod(step, self.steps_per_epoch)
@@ -133,14 +133,13 @@ class RunReport:
         return torch.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
 
     def _write_confusion(self, predicted: torch.Tensor) -> None:
-        write_atomic(self.out / "confusion_matrix.csv", confusion_csv(self.confusion(predicted), self.data.class_names))
+        write_atomic(self.folder.file(CONFUSION), confusion_csv(self.confusion(predicted), self.data.class_names))
 
     def _draw(self, rows: list[dict], predicted: torch.Tensor | None) -> None:
         from . import plots
 
-        folder, title = self.out / "plots", self.title
-        with open(self.out / "train_steps.csv", newline="") as f:
-            steps = [(int(r["examples_seen"]), float(r["loss"])) for r in csv.DictReader(f)]
+        folder, title = self.folder.file(PLOTS), self.title
+        steps = self.folder.steps()
         n = len(self.data.train)
         val = ["val_loss"] if "val_loss" in rows[0] else []
         epochs = [(r["epoch"] * n, r["train_loss"], r["test_loss"], *(r[k] for k in val)) for r in rows]

@@ -8,7 +8,6 @@
 - `run(...)` puts them together, with checkpoints, reports and resume.
 """
 
-import json
 import math
 import os
 import random
@@ -25,13 +24,14 @@ import torch
 from .checkpoint import load_checkpoint, restore, save_atomic, save_checkpoint, truncate_csv
 from .data import Data, load_data
 from .devices import resolve_device
-from .files import write_atomic, write_json
+from .files import write_atomic
 from .loops import Diverged, EpochStats, evaluate, train_one_epoch
 from .losses import build_loss, check_fit
 from .models import build_model, count_parameters
 from .optim import build_optimizer, build_scheduler
 from .registry import ConfigError
 from .report import METRIC_COLUMNS, MetricsLog, RunReport, model_summary
+from .run_folder import METRICS, MODEL, MODEL_SUMMARY, STEPS, DamagedRun, RunFolder, new_summary
 from .speed import Speed
 from .speed import configure as configure_speed
 from .validate import validate
@@ -153,14 +153,14 @@ class RunRecord:
     the summary's numbers are computed from the rows so far, and the report is finished.
     """
 
-    def __init__(self, out: Path, summary: dict):
-        self.out, self.summary = out, summary
+    def __init__(self, folder: RunFolder, summary: dict):
+        self.folder, self.summary = folder, summary
         self.rows: list[dict] = []
         self.report: RunReport | None = None
         self.started = time.time()
 
     def save(self) -> None:
-        write_json(self.out / "summary.json", self.summary)
+        self.folder.write_summary(self.summary)
 
     def epoch_done(self, epoch: int) -> None:
         self.summary["epochs_completed"] = epoch
@@ -208,20 +208,10 @@ def run(
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    record = RunRecord(
-        out,
-        {
-            "status": "running",
-            "choices": choices,
-            "overrides": overrides,
-            "seed": cfg.seed,
-            "device": None,
-            "versions": versions(),
-            "epochs_completed": 0,
-        },
-    )
-    state = _check(cfg, record, resumed_with)
-    resumed_threads = (_previous(out).get("speed") or {}).get("threads") if cfg.get("resume") else None
+    folder = RunFolder(out)
+    record = RunRecord(folder, new_summary(choices, overrides, seed=cfg.seed, device=None, versions=versions()))
+    state, previous = _check(cfg, record, resumed_with)
+    resumed_threads = (previous.get("speed") or {}).get("threads")
     record.save()
     with record.ending():
         parts = build(cfg, choices, resumed_threads)
@@ -233,17 +223,17 @@ def run(
             normalization={"mean": data.mean, "std": data.std},
             data={"input_shape": list(data.input_shape), "classes": data.class_names},  # for eval and predict
         )
-        write_atomic(out / "model_summary.txt", model_summary(model, data.prepare(data.train.images[:1])))
+        write_atomic(folder.file(MODEL_SUMMARY), model_summary(model, data.prepare(data.train.images[:1])))
         record.report = RunReport(out, cfg, data, model, parts.loss_fn, choices, overrides, _title(choices))
         epoch = 0
         if state is not None:  # continue after the last completed epoch, exactly as if never stopped
             restore(state, model=model, optimizer=parts.optimizer, scheduler=parts.schedule, generator=parts.generator)
             epoch, record.rows = state["epoch"], state["rows"]
             record.summary["epochs_completed"] = epoch
-        truncate_csv(out / "metrics.csv", "epoch", epoch)  # rows written after the checkpoint are redone
-        truncate_csv(out / "train_steps.csv", "step", epoch * parts.steps_per_epoch)
+        truncate_csv(folder.file(METRICS), "epoch", epoch)  # rows written after the checkpoint are redone
+        truncate_csv(folder.file(STEPS), "step", epoch * parts.steps_per_epoch)
         val_columns = ["val_loss", "val_acc"] if data.val is not None else []
-        metrics = MetricsLog(out / "metrics.csv", METRIC_COLUMNS + val_columns)
+        metrics = MetricsLog(folder.file(METRICS), METRIC_COLUMNS + val_columns)
         epochs = cfg.trainer.epochs
 
         def epoch_done(epoch: int, train: EpochStats, row: dict) -> None:
@@ -271,28 +261,30 @@ def run(
                 on_epoch(epoch, train, row)
 
         fit(parts, cfg.trainer, epoch + 1, epoch_done)
-        save_atomic(model.state_dict(), out / "model.pt")
+        save_atomic(model.state_dict(), folder.file(MODEL))
     print(f"Output folder: {out.resolve()}", flush=True)
     return record.summary.get("best_test_acc", 0.0)
 
 
-def _check(cfg, record: RunRecord, resumed_with: list[str] | None) -> dict | None:
-    """Refuse bad input before any data is loaded or anything written; a resumed run's checkpoint.
+def _check(cfg, record: RunRecord, resumed_with: list[str] | None) -> tuple[dict | None, dict]:
+    """Refuse bad input before any data is loaded or anything written; a resumed run's checkpoint and
+    summary (None and {} for a fresh run).
 
     A fresh run refused here still gets a summary.json saying why; a resumed run's folder keeps its own.
     """
     try:
         validate(cfg)
         if not cfg.get("resume"):
-            return None
-        state = load_checkpoint(record.out, cfg.trainer.epochs)
-        record.summary["resumed"] = _previous(record.out).get("resumed", []) + [
+            return None, {}
+        previous = _previous(record.folder)
+        state = load_checkpoint(record.folder.path, cfg.trainer.epochs)
+        record.summary["resumed"] = previous.get("resumed", []) + [
             {"from_epoch": state["epoch"] if state else 0, "overrides": resumed_with or []}
         ]
-        return state
+        return state, previous
     except ConfigError as e:
         if not cfg.get("resume"):
-            write_json(record.out / "summary.json", {**record.summary, "status": "failed", "error": str(e)})
+            record.folder.write_summary({**record.summary, "status": "failed", "error": str(e)})
         raise
 
 
@@ -306,12 +298,15 @@ def versions() -> dict:
     return {"torch": torch.__version__, "torchvision": torchvision}
 
 
-def _previous(out: Path) -> dict:
-    """The summary.json a resumed run left, or {} when it has none that parses."""
-    try:
-        return json.loads((out / "summary.json").read_text())
-    except (OSError, ValueError):
+def _previous(folder: RunFolder) -> dict:
+    """The summary.json of the run being resumed: {} for a job that never wrote one (cluster.py gives a
+    lost job's folder its config); ConfigError for one that cannot be read."""
+    if not folder.is_run:
         return {}
+    try:
+        return folder.summary()
+    except DamagedRun as e:
+        raise ConfigError(f"resume={folder.path}: {e}; mend or remove it to resume from the checkpoint") from None
 
 
 def _title(choices: dict) -> str:

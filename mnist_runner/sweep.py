@@ -19,9 +19,13 @@ from pathlib import Path
 
 from hydra.experimental.callback import Callback
 
-from . import compare, loggers
+from . import loggers
 from .config import resume_command
 from .files import write_atomic
+from .results.figures import plot, plot_groups
+from .results.groups import Group, grouped
+from .results.runs import Run, read_runs
+from .results.table import render, setting_columns, table
 
 # Statuses that fail a sweep. At the end of a multirun every job has returned, so one still
 # `running` was killed before it could record its end; one `interrupted` did not finish.
@@ -50,24 +54,25 @@ class SweepSummary(Callback):
             raise SystemExit(1)  # Hydra passes exceptions from callbacks on as warnings; this ends the process
 
 
-def write_summary(folder: Path) -> list[compare.Run]:
+def write_summary(folder: Path) -> list[Run]:
     """Write the sweep's summary files into `folder`; returns the runs that failed."""
-    runs, problems = compare.find_runs([folder])
+    runs = read_runs([folder])
+    problems = runs.skipped
     for line in problems:
         print(line, file=sys.stderr)
     if not runs:
         print(f"Sweep summary: no run below {folder}", file=sys.stderr)
         return []
     runs.sort(key=_job_number)
-    columns, rows = compare.table(runs)
-    write_atomic(folder / "sweep_summary.csv", compare.render(columns, rows, "csv"))
+    columns, rows = table(runs)
+    write_atomic(folder / "sweep_summary.csv", render(columns, rows, "csv"))
     failed = [r for r in runs if r.status in FAILED]
     lines = [
         f"# Sweep {folder}",
         "",
         f"{len(runs)} jobs; sorted by job number.",
         "",
-        compare.render(columns, rows, "md").rstrip(),
+        render(columns, rows, "md").rstrip(),
     ]
     if failed:
         lines += ["", f"## Failed jobs ({len(failed)})", ""]
@@ -75,56 +80,53 @@ def write_summary(folder: Path) -> list[compare.Run]:
     if problems:
         lines += ["", "## Skipped folders", "", *(f"- {p}" for p in problems)]
     write_atomic(folder / "sweep_summary.md", "\n".join(lines) + "\n")
-    groups = write_groups(folder, runs) if "seed" in compare.setting_columns(runs) else None
+    groups = write_groups(folder, runs) if "seed" in setting_columns(runs) else None
     try:
         title = f"Sweep {'/'.join(folder.parts[-2:])}: {len(runs)} jobs" + (f", {len(failed)} failed" if failed else "")
         if groups:
-            compare.plot_groups(groups, folder / "sweep.png", f"{title}, {len(groups)} groups (mean ± 1 sd)", True)
+            plot_groups(groups, folder / "sweep.png", f"{title}, {len(groups)} groups (mean ± 1 sd)", True)
         else:
-            compare.plot(runs, folder / "sweep.png", title, versus=True)
+            plot(runs, folder / "sweep.png", title, versus=True)
     except Exception as e:  # the tables are written; a figure that cannot be drawn is reported
         print(f"Warning: sweep.png could not be drawn: {type(e).__name__}: {e}", file=sys.stderr)
     print(f"Sweep summary: {folder / 'sweep_summary.md'}", flush=True)
     return failed
 
 
-def failure(run: compare.Run, code: str = "") -> str:
+def failure(run: Run, code: str = "") -> str:
     """What happened to a job that fails the sweep, with its epochs and, when it can go on (stopped,
     killed, or lost by the scheduler: cluster.py), the command that continues it. `code` quotes names
     and commands: a backtick in Markdown, nothing on the console (so that the command can be pasted)."""
     why = run.summary.get("error") or FAILED[run.status] or "no error recorded"
-    epochs, total = run.summary.get("epochs_completed"), run.config.get("trainer.epochs")
+    epochs, total = run.summary.get("epochs_completed"), run.flat.get("trainer.epochs")
     done = f" after {epochs} of {total} epochs" if epochs is not None and total is not None else ""
     line = f"{code}{run.name}{code} ({run.status}{done}): {why}"
     can_go_on = run.status in ("interrupted", "running") or "cluster" in run.summary
-    if can_go_on and (run.folder / ".hydra" / "config.yaml").is_file():
-        line += f"; continue with: {code}{resume_command(run.folder)}{code}"
+    if can_go_on and run.folder.has_config:
+        line += f"; continue with: {code}{resume_command(run.path)}{code}"
     return line
 
 
-def write_groups(folder: Path, runs: list[compare.Run]) -> list[compare.Group]:
+def write_groups(folder: Path, runs: list[Run]) -> list[Group]:
     """`sweep_groups.csv` and `sweep_groups.md`: the jobs grouped by every swept key but `seed`."""
-    keys = compare.group_keys(runs, None)
-    metrics = compare.group_metrics(runs)
-    groups = compare.make_groups(runs, keys)
-    columns, rows = compare.group_table(groups, keys, metrics)
-    write_atomic(folder / "sweep_groups.csv", compare.render(columns, rows, "csv"))
-    view_columns, view = compare.group_view(columns, rows, keys, metrics)
+    groups = grouped(runs)
+    write_atomic(folder / "sweep_groups.csv", render(groups.columns, groups.rows, "csv"))
+    view_columns, view = groups.view()
     lines = [
         f"# Sweep {folder}: groups of seeds",
         "",
-        f"{len(groups)} group(s) of jobs that differ only in `seed`; statistics over each group's completed jobs: "
-        "mean ± sample standard deviation, 95% confidence interval of the mean (Student's t), min–max.",
+        f"{len(groups.groups)} group(s) of jobs that differ only in `seed`; statistics over each group's completed "
+        "jobs: mean ± sample standard deviation, 95% confidence interval of the mean (Student's t), min–max.",
         "",
-        compare.render(view_columns, view, "md", right=set(view_columns) - set(keys)).rstrip(),
+        render(view_columns, view, "md", right=set(view_columns) - set(groups.keys)).rstrip(),
     ]
-    notes = compare.group_notes(groups, keys, runs)
+    notes = groups.notes()
     if notes:
         lines += ["", *(f"- {note}" for note in notes)]
     write_atomic(folder / "sweep_groups.md", "\n".join(lines) + "\n")
-    return groups
+    return groups.groups
 
 
-def _job_number(run: compare.Run):
-    head = run.folder.name.split("_", 1)[0]
+def _job_number(run: Run):
+    head = run.path.name.split("_", 1)[0]
     return (0, int(head), "") if head.isdigit() else (1, 0, run.name)

@@ -1,8 +1,9 @@
-"""The entry point: `python -m mnist_runner` / `mnist-runner`.
+"""The entry point: `python -m mnist_runner` / `mnist-runner`, and `train(*overrides)` from Python.
 
 Hydra composes conf/ (one folder per config group: model, dataset, loss, optimizer, device, ...) into
-one config, and `train(cfg)` runs it: a fresh run, or `resume=FOLDER` continuing one. How a run ends
-becomes one line and an exit code in `reported`. Kept free of torch imports so `--help` and
+one config, and `train_config(cfg)` runs it: a fresh run, or `resume=FOLDER` continuing one. How a
+run ends becomes one line and an exit code in `reported` (or, from Python, the exception itself).
+Importing this module imports neither Hydra nor torch, so `import mnist_runner`, `--help` and
 `--cfg job` answer at once; the run's modules are imported when a run starts.
 
 Exit codes: 2 bad input, 1 failed (data or a crash), 3 diverged, 130/143 interrupted (SIGINT/SIGTERM;
@@ -11,24 +12,39 @@ In a multirun a job that fails is recorded in its summary.json and the sweep goe
 summary (sweep.py) exits 1 at the end.
 """
 
-import os
 import sys
 import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-import hydra
-
 from . import cpu, plugins
-from .config import config_dir, quote_resume_args, resume_command
+from .config import config_dir, quote_resume_args, resume_command, setup
+from .hydra_errors import composing, user_wants_traceback
 
 
 def main() -> None:
-    """`python -m mnist_runner` / `mnist-runner`: import the plugins the command names (plugins.py), then Hydra."""
+    """`python -m mnist_runner` / `mnist-runner`: import the plugins the command names (plugins.py), then Hydra.
+
+    Bad input that Hydra or a plugin meets before the run starts ends the process with one line, exit 2.
+    """
+    from .registry import ConfigError
+
     cpu.prepare()  # OpenMP settings before anything imports torch; start measuring other work
-    sys.argv = quote_resume_args(sys.argv)  # resume=FOLDER as it is, even with `=` or `,` in FOLDER
-    plugins.prepare(sys.argv[1:])
-    compose_and_train()
+    argv = quote_resume_args(sys.argv[1:])  # resume=FOLDER as it is, even with `=` or `,` in FOLDER
+    try:
+        _compose_and_run(argv)
+    except ConfigError as e:
+        if user_wants_traceback():
+            raise
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _compose_and_run(argv: list[str]) -> None:
+    plugins.prepare(argv)
+    setup()
+    with composing(argv):
+        _hydra_main(argv)
 
 
 def resume_main() -> None:
@@ -46,12 +62,62 @@ def resume_main() -> None:
     main()
 
 
-@hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")
-def compose_and_train(cfg) -> float:
-    return train(cfg)
+def train(*overrides: str, output_dir=None):
+    """Train as `python -m mnist_runner OVERRIDES` would, in this process; returns the run (results.Run).
+
+    The overrides compose exactly as on the command line (the same plugins, presets and checks);
+    `output_dir` replaces the timestamped folder under outputs/. Bad input raises ConfigError (or
+    DataError) with the line the command would print, and leaves no run folder; a run that diverges is
+    returned with `status` diverged; Ctrl-C raises KeyboardInterrupt, the run kept for `resume=`.
+    """
+    from .results.runs import Run
+    from .run_folder import RunFolder
+
+    args = [str(o) for o in overrides]
+    if any(a.startswith("-") for a in args):
+        from .registry import ConfigError
+
+        raise ConfigError(f"train() takes KEY=VALUE overrides only, not {[a for a in args if a.startswith('-')]}")
+    if output_dir is not None:
+        args.append(f"hydra.run.dir={Path(output_dir).resolve()}")
+    cpu.prepare()
+    folders: list[Path] = []
+    with _raising(folders):
+        _compose_and_run(quote_resume_args(args))
+    return Run(RunFolder(folders[-1]))
 
 
-def train(cfg) -> float:
+def _hydra_main(argv: list[str]) -> None:
+    """Hydra's main on `argv` (Hydra reads sys.argv), with `hydra_task` as the task."""
+    import hydra
+
+    saved = sys.argv
+    sys.argv = [saved[0] if saved else "mnist-runner", *argv]
+    try:
+        hydra.main(version_base="1.3", config_path=config_dir(), config_name="config")(hydra_task)()
+    finally:
+        sys.argv = saved
+
+
+_api_runs: list | None = None  # set by train(): the folder of each run, and bad input raised, not printed
+
+
+@contextmanager
+def _raising(folders: list):
+    global _api_runs
+    _api_runs = folders
+    try:
+        yield
+    finally:
+        _api_runs = None
+
+
+def hydra_task(cfg) -> float:
+    """The task Hydra runs: one job (in whichever process runs it)."""
+    return train_config(cfg)
+
+
+def train_config(cfg) -> float:
     """Run the composed config in the folder Hydra made for it; returns the best test accuracy."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -63,7 +129,7 @@ def train(cfg) -> float:
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
     out, overrides, resumed_with = Path(hc.runtime.output_dir), list(hc.overrides.task), None
     multirun = hc.mode == RunMode.MULTIRUN
-    with reported(lambda: out, multirun), signals_interrupt():
+    with reported(lambda: out, multirun, raising=_api_runs is not None), signals_interrupt():
         plugins.load(cfg.get("plugins"))  # in every process that runs a job
         if cfg.get("resume"):  # continue that run in its own folder, with its stored config
             resumed_with = overrides
@@ -71,26 +137,28 @@ def train(cfg) -> float:
             cfg, choices, overrides = resume_config(cfg, overrides)
             out = Path(cfg.resume)
             plugins.load(cfg.get("plugins"))  # the resumed run's own
+        if _api_runs is not None:
+            _api_runs.append(out)
         return run(cfg, out, choices, overrides, resumed_with)
     return float("nan")  # a multirun job that did not finish (reported, and recorded in its summary.json)
 
 
 @contextmanager
-def reported(folder, multirun: bool):
+def reported(folder, multirun: bool, raising: bool = False):
     """Turn how a run ended into one clear line on stderr and the process's exit code.
 
     `folder()` gives the run folder (a resumed run's changes once its config is read). In a
-    multirun the job returns NaN instead of exiting, so the other jobs go on.
+    multirun the job returns NaN instead of exiting, so the other jobs go on. With `raising` (the
+    Python API) bad input and crashes are raised as they are, and a diverged run returns.
     """
     from .checkpoint import Interrupted
-    from .data import DataError
     from .loops import Diverged
-    from .registry import ConfigError
+    from .registry import ConfigError, DataError
 
     try:
         yield
     except (ConfigError, DataError) as e:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        if raising or user_wants_traceback():
             raise
         print(f"Error: {e}", file=sys.stderr)
         if not multirun:
@@ -101,7 +169,7 @@ def reported(folder, multirun: bool):
             file=sys.stderr,
             flush=True,
         )
-        if not multirun:
+        if not multirun and not raising:
             sys.exit(3)
     except Interrupted as e:
         print(
@@ -110,9 +178,11 @@ def reported(folder, multirun: bool):
             file=sys.stderr,
             flush=True,
         )
+        if raising:
+            raise KeyboardInterrupt(str(e)) from None
         sys.exit(e.exit_code)
     except Exception:
-        if not multirun:
+        if not multirun or raising:
             raise
         traceback.print_exc()  # recorded as failed in its summary.json; the other jobs go on
 

@@ -19,16 +19,18 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from .data import DataError, RawSplit
 from .plugins import SHARED_DATASET_KEYS
-from .registry import DATASETS, ConfigError
+from .registry import DATASETS, ConfigError, DataError
 
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
 
-def read_arrays(builder, cfg) -> tuple[RawSplit, RawSplit, list[str]]:
-    """(train, test, class names) from a dataset builder called with the dataset's own keys."""
+Arrays = tuple[torch.Tensor, torch.Tensor]  # uint8 images (N, H, W) or (N, C, H, W), int64 labels (N,)
+
+
+def read_arrays(builder, cfg) -> tuple[tuple[Arrays, Arrays], list[str]]:
+    """((train, test), class names) from a dataset builder called with the dataset's own keys."""
     values = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
     options = {k: v for k, v in values.items() if k not in SHARED_DATASET_KEYS and k != "name"}
     arrays = builder(**options)
@@ -38,7 +40,7 @@ def read_arrays(builder, cfg) -> tuple[RawSplit, RawSplit, list[str]]:
     return splits_from_arrays(arrays, where)
 
 
-def splits_from_arrays(arrays, where: str) -> tuple[RawSplit, RawSplit, list[str]]:
+def splits_from_arrays(arrays, where: str) -> tuple[tuple[Arrays, Arrays], list[str]]:
     """Check the arrays a dataset builder returned and make the two splits; `where` names the source."""
     if isinstance(arrays, (tuple, list)) and len(arrays) == len(ARRAYS):
         arrays = dict(zip(ARRAYS, arrays))
@@ -62,7 +64,7 @@ def splits_from_arrays(arrays, where: str) -> tuple[RawSplit, RawSplit, list[str
     y_train = _labels(arrays["y_train"], "y_train", len(x_train), where)
     y_test = _labels(arrays["y_test"], "y_test", len(x_test), where)
     names = _class_names(arrays, y_train, y_test, where)
-    return RawSplit(torch.from_numpy(x_train), y_train), RawSplit(torch.from_numpy(x_test), y_test), names
+    return ((torch.from_numpy(x_train), y_train), (torch.from_numpy(x_test), y_test)), names
 
 
 def _shape(images: np.ndarray) -> str:

@@ -2,75 +2,43 @@
 
 `validate(cfg)` runs before any data is loaded or anything is trained, and raises `ConfigError`
 with one line naming the key, the value given and what is allowed; the CLI prints it and exits 2.
-`RULES` is a table: key -> what the value must be. A key that the composed config does not have
-(an option that only some group entries carry) is skipped. Checks that need the loaded data (a
-`dataset.per_class` larger than a class has, a model that cannot take the dataset's input, a loss
-that does not fit the dataset and model) run where those facts are known, with the same style of
-message.
+
+- The runner's own keys (`seed`, `trainer.*`, `report.*`, the keys every dataset shares, `device.type`)
+  have their rules in `SHARED`; they are also the only keys those groups know.
+- The option a group chooses (`model=mlp`, `optimizer=rmsprop`, a plugin's `model=my_net`) is a
+  registry entry: its keys are its builder's options, each checked by the rule the entry was registered
+  with (rules.py) or else by the type of its default, then by the entry's check of their combination.
+- A key the runner does not know is refused with the nearest one it knows (`unknown_key_message`),
+  also when it came in with `+key=value`.
+
+Checks that need the loaded data (a `dataset.per_class` larger than a class has, a model that cannot
+take the dataset's input, a loss that does not fit the dataset and model) run where those facts are
+known, with the same style of message.
 """
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
+import difflib
 
 from omegaconf import OmegaConf
 
 from .registry import ConfigError
+from .rules import (
+    ANY,
+    BOOLEAN,
+    POSITIVE,
+    TEXT,
+    UNIT_OPEN,
+    Rule,
+    broken,
+    integer,
+    like,
+    number,
+    one_of,
+    optional,
+    show,
+)
 from .speed import COMPILE_MODES
 
-
-@dataclass(frozen=True)
-class Rule:
-    ok: Callable[[object], bool]
-    allowed: str  # what the value must be, for the message
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def integer(low: int, high: int | None = None) -> Rule:
-    allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-    return Rule(lambda v: _is_int(v) and v >= low and (high is None or v <= high), allowed)
-
-
-def number(low: float | None = None, high: float | None = None, *, low_open=False, high_open=False) -> Rule:
-    """A finite number within the bounds given (closed unless `*_open`)."""
-
-    def ok(v):
-        return (
-            _is_number(v)
-            and (low is None or (v > low if low_open else v >= low))
-            and (high is None or (v < high if high_open else v <= high))
-        )
-
-    if high is None:
-        allowed = "a number" + ("" if low is None else f" {'>' if low_open else '>='} {low:g}")
-    else:
-        allowed = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-    return Rule(ok, allowed)
-
-
-def one_of(*options) -> Rule:
-    return Rule(lambda v: v in options, "one of: " + ", ".join(map(str, options)))
-
-
-def optional(rule: Rule, meaning: str) -> Rule:
-    return Rule(lambda v: v is None or rule.ok(v), f"{rule.allowed}, or null for {meaning}")
-
-
-BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false")
-TEXT = Rule(lambda v: isinstance(v, str) and v != "", "a non-empty string")
-POSITIVE = number(0, low_open=True)
-NON_NEGATIVE = number(0)
-UNIT_OPEN = number(0, 1, low_open=True, high_open=True)  # (0, 1)
-UNIT_HALF_OPEN = number(0, 1, high_open=True)  # [0, 1)
-
-RULES: dict[str, Rule] = {
+SHARED: dict[str, Rule] = {
     "seed": integer(0, 2**32 - 1),
     "trainer.epochs": integer(1),
     "trainer.batch_size": integer(1),
@@ -91,48 +59,23 @@ RULES: dict[str, Rule] = {
     "dataset.normalize": one_of("none", "fixed", "auto"),
     "dataset.mean": number(),
     "dataset.std": POSITIVE,
+    "dataset.classes": ANY,  # checked against the dataset's classes below
     "dataset.binary_labels": one_of("pm1", "01"),
     "dataset.per_class": optional(integer(1), "every example"),
     "dataset.val_fraction": Rule(lambda v: v == 0 or UNIT_OPEN.ok(v), "a number in (0, 1), or 0 for none"),
-    "loss.label_smoothing": UNIT_HALF_OPEN,
-    "optimizer.lr": POSITIVE,
-    "optimizer.momentum": UNIT_HALF_OPEN,
-    "optimizer.weight_decay": NON_NEGATIVE,
-    "optimizer.nesterov": BOOLEAN,
-    "optimizer.eps": POSITIVE,
-    "optimizer.betas": Rule(
-        lambda v: isinstance(v, list) and len(v) == 2 and all(UNIT_HALF_OPEN.ok(b) for b in v),
-        "two numbers in [0, 1), e.g. [0.9,0.999]",
-    ),
-    "optimizer.rho": number(0, 1),
-    "optimizer.alpha": number(0, 1),
-    "optimizer.amsgrad": BOOLEAN,
-    "optimizer.centered": BOOLEAN,
-    "scheduler.step_size": integer(1),
-    "scheduler.gamma": POSITIVE,
-    "scheduler.eta_min": NON_NEGATIVE,
-    "scheduler.max_lr": POSITIVE,
-    "scheduler.pct_start": UNIT_OPEN,
-    "scheduler.anneal_strategy": one_of("cos", "linear"),
-    "scheduler.div_factor": POSITIVE,
-    "scheduler.final_div_factor": POSITIVE,
     "device.type": one_of("auto", "cpu", "cuda", "mps"),
 }
-
+OWN_GROUPS = ("trainer", "report")  # groups whose keys are all in SHARED
+TOP_LEVEL = ("seed", "resume", "plugins", "trainer", "report", "device", "logger")  # besides the registry groups
 _ABSENT = object()
 
 
-def show(value) -> str:
-    """A value as one would type it in an override."""
-    if OmegaConf.is_config(value):
-        value = OmegaConf.to_container(value)
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, str):
-        return repr(value)
-    return str(value).replace(" ", "")
+def _registries() -> dict:
+    """config group -> (registry, the leading builder parameters the runner passes itself)."""
+    from .plugins import GROUPS
+    from .registry import SCHEDULERS
+
+    return {**GROUPS, "scheduler": (SCHEDULERS, ("optimizer", "epochs", "steps_per_epoch"))}
 
 
 def _value(cfg, key: str):
@@ -143,39 +86,87 @@ def _value(cfg, key: str):
 
 
 def validate(cfg) -> None:
-    """Raise ConfigError for the first bad value of the composed config; needs no data."""
-    for key, rule in RULES.items():
+    """Raise ConfigError for the first bad value (or unknown key) of the composed config; needs no data."""
+    for key in _keys(cfg):
+        if key not in known_keys(cfg):
+            raise ConfigError(unknown_key_message(cfg, key))
+    for key, rule in SHARED.items():
         value = _value(cfg, key)
-        if value is not _ABSENT and not rule.ok(value):
-            raise ConfigError(f"{key}={show(value)} is not allowed; it must be {rule.allowed}")
-    _check_names(cfg)
+        if value is not _ABSENT and (message := broken(key, value, rule)):
+            raise ConfigError(message)
+    for group, (registry, passed) in _registries().items():
+        _check_entry(cfg, group, registry, passed)
     _check_classes(cfg)
-    if _value(cfg, "optimizer.nesterov") is True and not _value(cfg, "optimizer.momentum"):
-        raise ConfigError(
-            f"optimizer.nesterov=true needs optimizer.momentum > 0 (given {show(_value(cfg, 'optimizer.momentum'))})"
-        )
     from .devices import resolve_device
 
     resolve_device(cfg.device.type)
 
 
-def _check_names(cfg) -> None:
-    """Each group's `name` is a registry entry (the group files name them; an override may not)."""
-    from .registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, SCHEDULERS
+def _keys(cfg) -> list[str]:
+    """The keys validate knows of: the top level's, the runner's own groups' (dotted) and each entry's."""
+    keys = [str(k) for k in cfg.keys() if k != "hydra"]
+    for group in (*OWN_GROUPS, *_registries()):
+        node = OmegaConf.select(cfg, group)
+        if OmegaConf.is_dict(node):
+            keys += [f"{group}.{k}" for k in node.keys()]
+    return keys
 
-    registries = {
-        "model": MODELS,
-        "dataset": DATASETS,
-        "loss": LOSSES,
-        "optimizer": OPTIMIZERS,
-        "scheduler": SCHEDULERS,
-    }
-    for group, registry in registries.items():
+
+def known_keys(cfg) -> set[str]:
+    """Every key the composed config may have: the top level's, SHARED's, and the chosen entries' options."""
+    from .plugins import SHARED_DATASET_KEYS, builder_options
+
+    known = {*TOP_LEVEL, *_registries(), *SHARED, *(k.split(".")[0] for k in SHARED)}
+    for group, (registry, passed) in _registries().items():
         name = _value(cfg, f"{group}.name")
-        if name is not _ABSENT and name not in registry:
-            raise ConfigError(
-                f"{group}.name={show(name)} is not allowed; it must be one of: {', '.join(registry.list())}"
-            )
+        known.add(f"{group}.name")
+        if not isinstance(name, str) or name not in registry:
+            continue
+        entry = registry.get(name)
+        options = getattr(entry, "options", None)  # a dataset in torchvision's layout names its options
+        keys = options if options is not None else builder_options(entry, passed)
+        known.update(f"{group}.{k}" for k in keys)
+        if group == "dataset":
+            known.update(f"dataset.{k}" for k in SHARED_DATASET_KEYS)
+    return known
+
+
+def unknown_key_message(cfg, key: str) -> str:
+    """`key` is not a key of `cfg`'s runner: the line that says so, with the nearest key it knows."""
+    group = key.split(".")[0] if "." in key else None
+    known = sorted(
+        k for k in known_keys(cfg) if (k.split(".")[0] == group and "." in k) or (group is None and "." not in k)
+    )
+    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    name = _value(cfg, f"{group}.name") if group in _registries() else _ABSENT
+    where = f" of {group}={name}" if isinstance(name, str) else ""
+    if near:
+        return f"{key} is not a key{where}; did you mean {near[0]}?"
+    keys = [k.split(".", 1)[1] for k in known if k != f"{group}.name"] if group else known
+    return f"{key} is not a key{where}; its keys are: {', '.join(keys) or '(none)'}"
+
+
+def _check_entry(cfg, group: str, registry, passed: tuple[str, ...]) -> None:
+    """The group's `name` is a registry entry, and its options are what the entry allows."""
+    from .plugins import SHARED_DATASET_KEYS, builder_options
+
+    name = _value(cfg, f"{group}.name")
+    if name is _ABSENT:
+        return
+    if name not in registry:
+        raise ConfigError(f"{group}.name={show(name)} is not allowed; it must be one of: {', '.join(registry.list())}")
+    options = {k: v for k, v in (_value(cfg, group) or {}).items() if k != "name"}
+    rules = registry.rules(name)
+    entry = registry.get(name)
+    defaults = {} if hasattr(entry, "options") else builder_options(entry, passed)
+    for key, value in options.items():
+        if group == "dataset" and key in SHARED_DATASET_KEYS:
+            continue  # SHARED's
+        default = defaults.get(key)
+        rule = rules.get(key) or (like(default) if default != "???" else None)  # ???: an option with no default
+        if rule is not None and (message := broken(f"{group}.{key}", value, rule)):
+            raise ConfigError(message)
+    registry.check(name, options)
 
 
 def _check_classes(cfg) -> None:
@@ -196,7 +187,7 @@ def _check_classes(cfg) -> None:
     if not (
         isinstance(classes, list)
         and len(classes) >= 2
-        and all(_is_int(c) and 0 <= c < len(names) for c in classes)
+        and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(names) for c in classes)
         and len(set(classes)) == len(classes)
     ):
         raise ConfigError(

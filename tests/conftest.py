@@ -135,8 +135,9 @@ def compose_config(*overrides: str):
 def _compose(overrides: tuple[str, ...]):
     from hydra import compose, initialize_config_dir
 
-    from mnist_runner.config import config_dir
+    from mnist_runner.config import config_dir, setup
 
+    setup()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
 
@@ -163,8 +164,7 @@ def run_cli_in_process(cwd: Path, data: Path, *args: str) -> subprocess.Complete
     import contextlib
     import io
 
-    from mnist_runner import config
-    from mnist_runner import train as entry
+    from mnist_runner.train import main
 
     flags = [a for a in args if a.startswith("-")]  # -m, --cfg job: before the overrides
     argv = ["mnist-runner", *flags, "device=cpu", "trainer.progress=false", *(a for a in args if a not in flags)]
@@ -173,10 +173,9 @@ def run_cli_in_process(cwd: Path, data: Path, *args: str) -> subprocess.Complete
     try:
         os.chdir(cwd)
         os.environ["MNIST_RUNNER_DATA"], sys.argv = str(data), argv
-        config._claimed.clear()  # a fresh run folder per call, as a new process would get
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try:
-                entry.main()
+                main()
                 code = 0
             except SystemExit as e:
                 code = e.code if isinstance(e.code, int) else int(e.code is not None)

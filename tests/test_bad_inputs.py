@@ -85,10 +85,16 @@ def test_bad_value_fails_before_data_is_loaded_and_is_recorded(cli, tmp_path, mo
     assert not (run / "metrics.csv").exists()
 
 
-def test_unknown_group_option_keeps_hydras_message(cli):
-    result = cli("model=resnet")
-    assert result.returncode != 0
-    assert "Could not find 'model/resnet'" in result.stderr and "lenet_subset" in result.stderr
+def test_unknown_group_option_is_one_line_naming_the_nearest(cli):
+    result = cli("model=lenet_ful")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "Error: model=lenet_ful is not an option of model; did you mean model=lenet_full? "
+        "python -m mnist_runner --help lists them all\n"
+    )
+    result = cli("model=resnet")  # nothing near: only where to look
+    assert result.returncode == 2
+    assert result.stderr == "Error: model=resnet is not an option of model; python -m mnist_runner --help lists them all\n"
 
 
 def test_full_error_shows_the_traceback(cli, monkeypatch):

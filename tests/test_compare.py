@@ -10,6 +10,8 @@ import pytest
 from conftest import ROOT
 
 from mnist_runner import compare
+from mnist_runner.results.figures import legend_labels
+from mnist_runner.results.runs import read_runs
 
 
 def make_run(
@@ -214,7 +216,7 @@ def test_plot_overlays_every_run_with_metrics(runs, capsys, tmp_path):
     code, _, err = cli([runs, "--plot", target], capsys)
     assert code == 0 and f"Plot: {target}" in err
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    labels = compare.legend_labels(compare.find_runs([runs])[0])
+    labels = legend_labels(read_runs([runs]))
     assert "model=lenet_subset, optimizer.lr=0.1" in labels
 
 

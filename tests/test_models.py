@@ -7,6 +7,7 @@ from torch import nn
 
 from mnist_runner.models import MODELS, build_model, count_parameters
 from mnist_runner.registry import ConfigError
+from mnist_runner.validate import validate
 
 # conf/model option -> (parameters for 1x28x28 input and 10 classes, outputs). Seeds print 61,706
 # (lenet_full), 60,806 (lenet_subset), 101,770 (mlp_128) and 47,658 (cnn_10_20).
@@ -110,16 +111,17 @@ def test_mlp_options():
 @pytest.mark.parametrize(
     "override, message",
     [
-        ("model.activation=gelu", "model.activation='gelu' is not allowed; choose one of: relu, tanh"),
-        ("model.batch_norm=some", "model.batch_norm='some' is not allowed; choose one of: none, all, after_first"),
-        ("model.batch_norm=[true]", r"model.batch_norm=\[True\] must be one boolean per hidden layer \(2\)"),
-        ("model.dropout=1.5", r"model.dropout=1.5 must be in \[0, 1\)"),
-        ("model.hidden=[]", r"model.hidden=\[\] must be a non-empty list"),
+        ("model.activation=gelu", "model.activation='gelu' is not allowed; it must be one of: relu, tanh"),
+        ("model.batch_norm=some", "model.batch_norm='some' is not allowed; it must be one of: none, all, after_first"),
+        ("model.batch_norm=[true]", r"model.batch_norm=\[true\] is not allowed with model.hidden=\[512,512\]: it "),
+        ("model.dropout=1.5", r"model.dropout=1.5 is not allowed; it must be a number in \[0, 1\)"),
+        ("model.hidden=[]", r"model.hidden=\[\] is not allowed; it must be a non-empty list of layer widths"),
+        ("model.hidden=128", r"model.hidden=128 is not allowed; it must be a non-empty list of layer widths"),
     ],
 )
-def test_mlp_rejects_bad_options(override, message):
+def test_mlp_rejects_bad_options_before_it_is_built(override, message):
     with pytest.raises(ConfigError, match=message):
-        build("mlp_bn3", (1, 28, 28), 10, override)
+        validate(compose_config("model=mlp_bn3", override))
 
 
 def test_cnn_10_20_has_no_activation_between_its_linear_layers():

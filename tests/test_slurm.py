@@ -24,7 +24,8 @@ from conftest import compose_config, run_cli_in_process
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from mnist_runner import config, sweep, train
+from mnist_runner import sweep
+from mnist_runner.train import resume_main
 from mnist_runner.config import hydra_quoted, quote_resume_args, resume_command
 
 
@@ -108,8 +109,7 @@ def test_a_sweep_job_folder_resumes_as_written(tmp_path, data_root, monkeypatch)
     monkeypatch.chdir(elsewhere)
     monkeypatch.setenv("MNIST_RUNNER_DATA", str(data_root))
     monkeypatch.setattr(sys, "argv", ["mnist-runner-resume", str(job), "trainer.epochs=3", "trainer.progress=false"])
-    config._claimed.clear()  # a fresh run folder, as a new process would get
-    train.resume_main()
+    resume_main()
     summary = json.loads((job / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["epochs_completed"] == 3
     assert [r["from_epoch"] for r in summary["resumed"]] == [1, 2]
@@ -160,7 +160,7 @@ def test_lost_jobs_are_recorded_and_listed_with_the_command_that_continues_them(
     assert json.loads((cluster.job_folder(done) / "summary.json").read_text())["status"] == "completed"
 
     failed = sweep.write_summary(tmp_path)
-    assert [r.folder.name[0] for r in failed] == ["0", "1"]
+    assert [r.path.name[0] for r in failed] == ["0", "1"]
     md = (tmp_path / "sweep_summary.md").read_text()
     assert "## Failed jobs (2)" in md
     assert "(interrupted after 0 of 4 epochs): SLURM job 12_0 was cancelled" in md

@@ -16,6 +16,7 @@ from conftest import compose_config, run_cli_in_process, run_folders
 from mnist_runner import cpu, speed
 from mnist_runner.data import DATASETS, DataError
 from mnist_runner.registry import ConfigError
+from mnist_runner.validate import validate
 
 FOLDERS = {
     "mnist": "MNIST",
@@ -71,8 +72,7 @@ def test_missing_file_and_unknown_emnist_split_are_clear_errors(tmp_path, data_r
     from mnist_runner.data import load_data
 
     with pytest.raises(ConfigError, match="dataset.split='bogus' is not allowed; it must be one of: byclass"):
-        cfg = compose_config(f"dataset.root={all_data_root}", "dataset=emnist", "dataset.split=bogus")
-        load_data(cfg.dataset, torch.device("cpu"))
+        validate(compose_config(f"dataset.root={all_data_root}", "dataset=emnist", "dataset.split=bogus"))
     (tmp_path / "MNIST" / "raw").mkdir(parents=True)
     shutil.copy(data_root / "MNIST" / "raw" / "train-images-idx3-ubyte", tmp_path / "MNIST" / "raw")
     cfg = compose_config(f"dataset.root={tmp_path}", "dataset.download=false")

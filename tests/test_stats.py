@@ -16,7 +16,8 @@ import yaml
 from conftest import run_folders
 from scipy import stats as scipy_stats
 
-from mnist_runner import compare, stats
+from mnist_runner import compare
+from mnist_runner.results import stats
 from mnist_runner.sweep import write_summary
 
 # Final test accuracies (the second and last epoch) of the hand-made groups, one value per seed.

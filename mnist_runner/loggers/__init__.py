@@ -20,7 +20,6 @@ Torch-free, and no tracker package is imported before a logger that needs it is 
 """
 
 import inspect
-import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -28,10 +27,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from ..files import write_json
 from ..registry import LOGGERS, ConfigError
+from ..run_folder import DamagedRun, RunFolder
 
-STATE_FILE = "loggers.json"  # in the run folder (and the sweep folder for a multirun's parent run)
 REPLAY = "python -m mnist_runner.loggers"
 
 
@@ -53,9 +51,8 @@ class RunInfo:
     def job_name(self) -> str:
         """Hydra's job name (`hydra.job.name`, `mnist_runner`): the default experiment or project."""
         try:
-            hydra = OmegaConf.load(self.folder / ".hydra" / "hydra.yaml")
-            return str(OmegaConf.select(hydra, "hydra.job.name") or "mnist_runner")
-        except (OSError, ValueError):
+            return str(OmegaConf.select(RunFolder(self.folder).hydra(), "job.name") or "mnist_runner")
+        except DamagedRun:
             return "mnist_runner"
 
     def hparams(self) -> dict:
@@ -159,8 +156,8 @@ class Loggers:
 
     def __init__(self, cfg, run: RunInfo):
         self.run = run
-        self.path = run.folder / STATE_FILE
-        self.states = read_state(run.folder)
+        self.folder = RunFolder(run.folder)
+        self.states = self.folder.logged()
         self.active: dict[str, Logger] = {}
         self.missed: dict[str, str] = {}
         for name, options in selected(cfg).items():
@@ -226,21 +223,13 @@ class Loggers:
 
     def _save(self) -> None:
         if self.states:
-            write_json(self.path, self.states)
+            self.folder.write_logged(self.states)
 
 
 def one_line(error: Exception, limit: int = 300) -> str:
     text = " ".join(str(error).split()) or "no message"
     text = f"{type(error).__name__}: {text}"
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def read_state(folder: Path) -> dict:
-    try:
-        data = json.loads((Path(folder) / STATE_FILE).read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def start(cfg, folder: Path, choices: dict, overrides: list[str]) -> Loggers:

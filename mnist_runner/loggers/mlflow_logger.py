@@ -24,8 +24,8 @@ import re
 import time
 from pathlib import Path
 
-from ..files import write_json
-from . import STATE_FILE, Logger, RunInfo, needs, read_state
+from ..run_folder import ARTIFACTS, CONFIG, HYDRA, MODEL, OVERRIDES, PLOTS, RunFolder
+from . import Logger, RunInfo, needs
 
 PARENT_ENV = "MNIST_RUNNER_MLFLOW_PARENT"  # {"run_id", "tracking_uri"} of the sweep's parent run, for its jobs
 RETRIES = {
@@ -34,7 +34,6 @@ RETRIES = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
 }
 STATUS = {"completed": "FINISHED", "interrupted": "KILLED", "diverged": "FAILED", "failed": "FAILED"}
-ARTIFACTS = ["summary.json", "metrics.csv", "train_steps.csv", "confusion_matrix.csv", "model_summary.txt"]
 SWEEP_ARTIFACTS = [
     "sweep_summary.csv",
     "sweep_summary.md",
@@ -140,13 +139,13 @@ class MlflowLogger(Logger):
         for name in ARTIFACTS:
             if (folder / name).is_file():
                 self.client.log_artifact(self.run_id, str(folder / name))
-        for name in ("config.yaml", "overrides.yaml", "hydra.yaml"):
-            if (folder / ".hydra" / name).is_file():
-                self.client.log_artifact(self.run_id, str(folder / ".hydra" / name), "hydra")
-        if (folder / "plots").is_dir():
-            self.client.log_artifacts(self.run_id, str(folder / "plots"), "plots")
-        if self.log_model and (folder / "model.pt").is_file():
-            self.client.log_artifact(self.run_id, str(folder / "model.pt"))
+        for name in (CONFIG, OVERRIDES, HYDRA):
+            if (folder / name).is_file():
+                self.client.log_artifact(self.run_id, str(folder / name), "hydra")
+        if (folder / PLOTS).is_dir():
+            self.client.log_artifacts(self.run_id, str(folder / PLOTS), PLOTS)
+        if self.log_model and (folder / MODEL).is_file():
+            self.client.log_artifact(self.run_id, str(folder / MODEL))
         self.client.set_terminated(self.run_id, STATUS.get(status, "FAILED"))
 
     def _log(self, metrics=(), params=(), tags=()) -> None:
@@ -187,7 +186,7 @@ def start_parent(folder: Path, job_name: str, overrides: list[str], tracking_uri
     Jobs started by other processes (joblib, submitit) inherit the environment variable; the parent's
     id is kept in SWEEP_FOLDER/loggers.json too.
     """
-    states = read_state(folder)
+    states = RunFolder(folder).logged()
     state = states.setdefault("mlflow", {})
     client, uri = client_for(tracking_uri or state.get("tracking_uri"))
     if state.get("run_id") and state.get("tracking_uri") == uri:
@@ -199,14 +198,14 @@ def start_parent(folder: Path, job_name: str, overrides: list[str], tracking_uri
         run_id = client.create_run(exp_id, run_name="/".join(folder.resolve().parts[-2:]), tags=tags).info.run_id
         state.clear()
         state.update(run_id=run_id, tracking_uri=uri, experiment=name, experiment_id=exp_id)
-    write_json(folder / STATE_FILE, states)
+    RunFolder(folder).write_logged(states)
     os.environ[PARENT_ENV] = json.dumps({"run_id": state["run_id"], "tracking_uri": uri})
 
 
 def end_parent(folder: Path, failed: int) -> None:
     """The sweep summary files to the parent run, which ends FAILED when a job failed, else FINISHED."""
     os.environ.pop(PARENT_ENV, None)
-    state = read_state(folder).get("mlflow")
+    state = RunFolder(folder).logged().get("mlflow")
     if not state or not state.get("run_id"):
         return
     client, _ = client_for(state["tracking_uri"])

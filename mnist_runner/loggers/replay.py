@@ -11,17 +11,14 @@ logged twice. summary.json then records the logger's new status.
 Exit codes: 0 every run logged, 1 a logger missed a run, 2 bad arguments.
 """
 
-import csv
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from omegaconf import OmegaConf
 
-from ..files import write_json
 from ..registry import ConfigError
+from ..run_folder import SWEEP_CONFIG, DamagedRun, RunFolder, find, is_sweep
 from ..sweep import FAILED
 from . import Loggers, RunInfo, selected, sweep_ended, sweep_started
 
@@ -83,8 +80,9 @@ def compose_logger(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
 
-    from ..config import config_dir
+    from ..config import config_dir, setup
 
+    setup()
     try:
         with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
             cfg = compose("config", overrides=overrides)
@@ -95,82 +93,63 @@ def compose_logger(overrides: list[str]):
 
 def replay_folder(path: Path, asked: Asked) -> int:
     """Log the runs in `path`; returns how many runs a logger missed."""
-    if (path / "summary.json").is_file():
-        return replay_run(path, asked)
-    runs = sorted(p.parent for p in path.rglob("summary.json"))
+    runs = find([path])
     if not runs:
         raise ConfigError(f"{path} has no run folder (no summary.json) in it")
-    sweep = (path / "multirun.yaml").is_file()
+    sweep = is_sweep(path)
     config = _sweep_config(path, asked) if sweep else None
     if sweep:
         sweep_started(config, path)
-    missed = sum(replay_run(run, asked) for run in runs)
+    summaries = {run: _summary(run) for run in runs}
+    missed = sum(replay_run(run, summary, asked) for run, summary in summaries.items() if summary is not None)
     if sweep:
-        statuses = [_read_json(run / "summary.json").get("status") for run in runs]
-        sweep_ended(config, path, sum(s in FAILED for s in statuses))
+        sweep_ended(config, path, sum(s is not None and s.get("status") in FAILED for s in summaries.values()))
     return missed
 
 
-def replay_run(folder: Path, asked: Asked) -> int:
-    summary = _read_json(folder / "summary.json")
+def _summary(folder: RunFolder) -> dict | None:
+    """The run's summary.json; None, after a line saying why, for one that cannot be read."""
+    try:
+        return folder.summary()
+    except DamagedRun as e:
+        print(f"{folder.path}: skipped: {e}", file=sys.stderr)
+        return None
+
+
+def replay_run(folder: RunFolder, summary: dict, asked: Asked) -> int:
     if summary.get("status") in (None, "running"):
         print(
-            f"{folder}: skipped: its status is {summary.get('status')!r} (still running, or killed: resume it first)",
+            f"{folder.path}: skipped: its status is {summary.get('status')!r} (still running, or killed: resume "
+            "it first)",
             file=sys.stderr,
         )
         return 0
-    config_path = folder / ".hydra" / "config.yaml"
-    config = yaml.safe_load(config_path.read_text()) if config_path.is_file() else {}
-    logger_cfg = asked.apply((config or {}).get("logger"))
+    config = folder.config_tree()
+    logger_cfg = asked.apply(config.get("logger"))
     if not logger_cfg:
-        print(f"{folder}: no logger to log to (give logger=NAME)", file=sys.stderr)
+        print(f"{folder.path}: no logger to log to (give logger=NAME)", file=sys.stderr)
         return 0
-    run = RunInfo(folder, config or {}, summary.get("choices") or {}, summary.get("overrides") or [])
+    run = RunInfo(folder.path, config, summary.get("choices") or {}, summary.get("overrides") or [])
     loggers = Loggers(logger_cfg, run)
-    steps = [(int(r["examples_seen"]), float(r["loss"])) for r in _read_csv(folder / "train_steps.csv")]
-    for row in _read_csv(folder / "metrics.csv"):
-        row = {k: _number(v) for k, v in row.items()}
+    steps = folder.steps()
+    for row in folder.metrics():
         loggers.log_epoch(row, steps)  # the steps go with the first epoch a logger has not logged yet
     loggers.close(summary)
     if "loggers" in summary:
-        on_disk = _read_json(folder / "summary.json")
+        on_disk = folder.summary()
         on_disk["loggers"] = {**(on_disk.get("loggers") or {}), **summary["loggers"]}
-        write_json(folder / "summary.json", on_disk)
+        folder.write_summary(on_disk)
     for name, record in summary.get("loggers", {}).items():
         where = record.get("run_id") or record.get("dir") or ""
         detail = f"missed ({record.get('error')})" if record["status"] == "missed" else f"logged {where}".rstrip()
-        print(f"{folder}: {name} {detail}", flush=True)
+        print(f"{folder.path}: {name} {detail}", flush=True)
     return len(loggers.missed)
 
 
 def _sweep_config(folder: Path, asked: Asked):
     """The sweep's logger config (its multirun.yaml's, with the command line's on top) and Hydra job name."""
-    stored = OmegaConf.load(folder / "multirun.yaml")
+    stored = OmegaConf.load(folder / SWEEP_CONFIG)
     logger = asked.apply(stored.get("logger"))
     job_name = OmegaConf.select(stored, "hydra.job.name", default="mnist_runner")
     overrides = OmegaConf.select(stored, "hydra.overrides.task", default=[])
     return OmegaConf.create({"logger": logger, "hydra": {"job": {"name": job_name}, "overrides": {"task": overrides}}})
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def _read_csv(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def _number(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except (TypeError, ValueError):
-            pass
-    return text

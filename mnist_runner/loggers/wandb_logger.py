@@ -17,19 +17,11 @@ import uuid
 from pathlib import Path
 
 from ..registry import ConfigError
+from ..run_folder import ARTIFACTS, CONFIG, HYDRA_DIR, MODEL, PLOTS, STATUSES
 from . import Logger, RunInfo, needs
 
 MODES = ("offline", "online", "disabled")
-STATUSES = ("completed", "interrupted", "diverged", "failed", "running")  # summary.json's, a tag of the run
-FILES = [
-    "summary.json",
-    "metrics.csv",
-    "train_steps.csv",
-    "confusion_matrix.csv",
-    "model_summary.txt",
-    ".hydra/config.yaml",
-    "plots/*.png",
-]
+FILES = [*ARTIFACTS, CONFIG, f"{PLOTS}/*.png"]  # summary.json's status is a tag of the run (STATUSES)
 
 
 class WandbLogger(Logger):
@@ -87,11 +79,11 @@ class WandbLogger(Logger):
         folder = self.run.folder
         files = self.wandb.Artifact(f"run-{self.wb.id}", type="run-files", metadata={"status": status})
         for path in (p for pattern in FILES for p in sorted(folder.glob(pattern))):
-            files.add_file(str(path), name=str(path.relative_to(folder)).replace(".hydra/", "hydra/"))
+            files.add_file(str(path), name=str(path.relative_to(folder)).replace(f"{HYDRA_DIR}/", "hydra/"))
         self.wb.log_artifact(files)
-        if self.log_model and (folder / "model.pt").is_file():
+        if self.log_model and (folder / MODEL).is_file():
             model = self.wandb.Artifact(f"model-{self.wb.id}", type="model", metadata={"status": status})
-            model.add_file(str(folder / "model.pt"))
+            model.add_file(str(folder / MODEL))
             self.wb.log_artifact(model)
         self.wb.finish(exit_code=0 if status == "completed" else 1)
         if self.state.get("mode") == "offline":

@@ -10,39 +10,48 @@ import math
 from torch import nn
 
 from ..registry import ConfigError
+from ..rules import UNIT_HALF_OPEN, Rule, one_of, show
 from . import MODELS
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 BATCH_NORM_MODES = ("none", "all", "after_first")
+RULES = {
+    "hidden": Rule(
+        lambda v: (
+            isinstance(v, list)
+            and len(v) > 0
+            and all(isinstance(h, int) and not isinstance(h, bool) and h >= 1 for h in v)
+        ),
+        "a non-empty list of layer widths >= 1, e.g. [256,128]",
+    ),
+    "activation": one_of(*ACTIVATIONS),
+    "batch_norm": Rule(
+        lambda v: v in BATCH_NORM_MODES or (isinstance(v, list) and all(isinstance(f, bool) for f in v)),
+        f"one of: {', '.join(BATCH_NORM_MODES)}, or a list of booleans, one per hidden layer",
+    ),
+    "dropout": UNIT_HALF_OPEN,
+}
 
 
 def batch_norm_flags(batch_norm, layers: int) -> list[bool]:
     """`none`, `all`, `after_first` (seed 002) or a list of booleans, one per hidden layer."""
     if isinstance(batch_norm, str):
-        if batch_norm not in BATCH_NORM_MODES:
-            raise ConfigError(
-                f"model.batch_norm={batch_norm!r} is not allowed; choose one of: "
-                f"{', '.join(BATCH_NORM_MODES)}, or a list of {layers} booleans"
-            )
         return [batch_norm == "all" or (batch_norm == "after_first" and i > 0) for i in range(layers)]
-    flags = list(batch_norm)
-    if len(flags) != layers or not all(isinstance(f, bool) for f in flags):
+    return list(batch_norm)
+
+
+def _one_flag_per_layer(options: dict) -> None:
+    batch_norm, hidden = options.get("batch_norm"), options.get("hidden")
+    if isinstance(batch_norm, list) and isinstance(hidden, list) and len(batch_norm) != len(hidden):
         raise ConfigError(
-            f"model.batch_norm={flags} must be one boolean per hidden layer ({layers}), "
-            f"or one of: {', '.join(BATCH_NORM_MODES)}"
+            f"model.batch_norm={show(batch_norm)} is not allowed with model.hidden={show(hidden)}: it needs one "
+            f"boolean per hidden layer ({len(hidden)}), or one of: {', '.join(BATCH_NORM_MODES)}"
         )
-    return flags
 
 
-@MODELS.register
+@MODELS.register(rules=RULES, check=_one_flag_per_layer)
 def mlp(input_shape, num_classes, hidden=(128,), activation="relu", batch_norm="none", dropout=0.0):
     hidden = [int(h) for h in hidden]
-    if not hidden or min(hidden) < 1:
-        raise ConfigError(f"model.hidden={hidden} must be a non-empty list of layer widths >= 1")
-    if activation not in ACTIVATIONS:
-        raise ConfigError(f"model.activation={activation!r} is not allowed; choose one of: {', '.join(ACTIVATIONS)}")
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ConfigError(f"model.dropout={dropout} must be in [0, 1)")
     norms = batch_norm_flags(batch_norm, len(hidden))
     layers: list[nn.Module] = [nn.Flatten()]
     width = math.prod(input_shape)
