@@ -265,6 +265,7 @@ def runner_epochs(cfg) -> dict:
     import io
 
     from mnist_runner.run import run
+    from mnist_runner.run_folder import RunFolder
 
     rows = []
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
@@ -277,7 +278,7 @@ def runner_epochs(cfg) -> dict:
                 list(cfg.hydra.overrides.task),
                 on_epoch=lambda e, s, row: rows.append(row),
             )
-        summary = json.loads((Path(folder) / "run" / "summary.json").read_text())
+        summary = RunFolder(Path(folder) / "run").summary()
     if summary["status"] != "completed":
         raise RuntimeError(f"the run ended {summary['status']}: {summary.get('error')}")
     return {
@@ -743,16 +744,18 @@ def one_run(args, work: Path) -> Path:
 
 def fake_sweep(run: Path, folder: Path, jobs: int) -> Path:
     """`jobs` copies of a run folder as a sweep over optimizer.lr, each with its own curves."""
+    from mnist_runner.run_folder import RunFolder
+
     for i in range(jobs):
         lr = f"{0.01 * (i + 1):.2f}"
         job = folder / f"{i}_optimizer.lr={lr}"
         shutil.copytree(run, job, ignore=shutil.ignore_patterns("*.pt", "checkpoints", "plots"))
         overrides = job / ".hydra" / "overrides.yaml"
         overrides.write_text(overrides.read_text() + f"- optimizer.lr={lr}\n")
-        summary = json.loads((job / "summary.json").read_text())
+        summary = RunFolder(job).summary()
         summary["overrides"].append(f"optimizer.lr={lr}")
         summary["final"]["test_acc"] += 0.001 * i
-        (job / "summary.json").write_text(json.dumps(summary))
+        RunFolder(job).write_summary(summary)
         lines = (job / "metrics.csv").read_text().splitlines()
         first = lines[1].split(",")
         rows = [",".join([str(e), *(f"{float(v) * (1 + 0.01 * e * i):.6g}" for v in first[1:])]) for e in range(1, 6)]

@@ -56,7 +56,7 @@ def available_cores() -> int:
 def other_work() -> float | None:
     """How many of this process's cores other processes kept busy, on average, since the last call
     (or `prepare()`): the busy time of those cores in /proc/stat less this process's own CPU time,
-    over the time between. None where /proc/stat cannot be read."""
+    over the time between. None where /proc/stat cannot be read, or when no window was started."""
     global _last
     start = _last
     if start is None:
@@ -87,4 +87,4 @@ def _counters() -> tuple[float, float, float] | None:
     return time.monotonic(), busy / os.sysconf("SC_CLK_TCK"), own.user + own.system
 
 
-_last = _counters()  # where the first window starts when prepare() was not called
+_last = None  # where the window of other_work() starts: prepare(), then each call

@@ -81,10 +81,15 @@ def train(*overrides: str, output_dir=None):
     if output_dir is not None:
         args.append(f"hydra.run.dir={Path(output_dir).resolve()}")
     cpu.prepare()
-    folders: list[Path] = []
-    with _raising(folders):
+    global _captured
+    _captured = captured = Captured()
+    try:
         _compose_and_run(quote_resume_args(args))
-    return Run(RunFolder(folders[-1]))
+    finally:
+        _captured = None
+    if captured.error is not None:
+        raise captured.error
+    return Run(RunFolder(captured.folder))
 
 
 def _hydra_main(argv: list[str]) -> None:
@@ -99,22 +104,26 @@ def _hydra_main(argv: list[str]) -> None:
         sys.argv = saved
 
 
-_api_runs: list | None = None  # set by train(): the folder of each run, and bad input raised, not printed
+class Captured:
+    """What train() gets back from the task Hydra runs: the run's folder, and what it raised (Hydra would
+    print it)."""
+
+    folder: Path | None = None
+    error: BaseException | None = None
 
 
-@contextmanager
-def _raising(folders: list):
-    global _api_runs
-    _api_runs = folders
-    try:
-        yield
-    finally:
-        _api_runs = None
+_captured: Captured | None = None  # set while train() runs
 
 
 def hydra_task(cfg) -> float:
     """The task Hydra runs: one job (in whichever process runs it)."""
-    return train_config(cfg)
+    if _captured is None:
+        return train_config(cfg)
+    try:
+        return train_config(cfg)
+    except BaseException as e:  # raised by train(), after Hydra has restored what it set for the job
+        _captured.error = e
+        return float("nan")
 
 
 def train_config(cfg) -> float:
@@ -129,7 +138,7 @@ def train_config(cfg) -> float:
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
     out, overrides, resumed_with = Path(hc.runtime.output_dir), list(hc.overrides.task), None
     multirun = hc.mode == RunMode.MULTIRUN
-    with reported(lambda: out, multirun, raising=_api_runs is not None), signals_interrupt():
+    with reported(lambda: out, multirun, raising=_captured is not None), signals_interrupt():
         plugins.load(cfg.get("plugins"))  # in every process that runs a job
         if cfg.get("resume"):  # continue that run in its own folder, with its stored config
             resumed_with = overrides
@@ -137,8 +146,8 @@ def train_config(cfg) -> float:
             cfg, choices, overrides = resume_config(cfg, overrides)
             out = Path(cfg.resume)
             plugins.load(cfg.get("plugins"))  # the resumed run's own
-        if _api_runs is not None:
-            _api_runs.append(out)
+        if _captured is not None:
+            _captured.folder = out
         return run(cfg, out, choices, overrides, resumed_with)
     return float("nan")  # a multirun job that did not finish (reported, and recorded in its summary.json)
 

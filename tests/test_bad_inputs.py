@@ -94,7 +94,9 @@ def test_unknown_group_option_is_one_line_naming_the_nearest(cli):
     )
     result = cli("model=resnet")  # nothing near: only where to look
     assert result.returncode == 2
-    assert result.stderr == "Error: model=resnet is not an option of model; python -m mnist_runner --help lists them all\n"
+    assert (
+        result.stderr == "Error: model=resnet is not an option of model; python -m mnist_runner --help lists them all\n"
+    )
 
 
 def test_full_error_shows_the_traceback(cli, monkeypatch):

@@ -248,7 +248,7 @@ def test_bad_paths_and_empty_folders_are_clear_errors(tmp_path, capsys):
 def test_command_line_entry_does_not_import_torch(runs):
     code = (
         "import sys; from mnist_runner import compare; rc = compare.main(sys.argv[1:]); "
-        "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)"
+        "assert 'torch' not in sys.modules and 'pandas' not in sys.modules, 'torch or pandas imported'; sys.exit(rc)"
     )
     result = subprocess.run([sys.executable, "-c", code, str(runs), "--top", "1"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -25,8 +25,8 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from mnist_runner import sweep
-from mnist_runner.train import resume_main
 from mnist_runner.config import hydra_quoted, quote_resume_args, resume_command
+from mnist_runner.train import resume_main
 
 
 def slurm_answers() -> bool:
