@@ -98,8 +98,9 @@ def _compose(overrides: list[str]):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from .config import config_dir
+    from .config import config_dir, setup
 
+    setup()
     GlobalHydra.instance().clear()
     flags = [a for a in overrides if a.startswith("-")]
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):

@@ -1,4 +1,4 @@
-"""IDX files (LeCun's MNIST format): a header check that names what is wrong, and a reader.
+"""IDX files (LeCun's MNIST format): a header check that names what is wrong, a reader and a writer.
 
 `read_idx` returns the array a file holds, as torchvision's own reader would (the same bytes, in
 native byte order), after `idx_problem` has checked its header against its size: a file that is not
@@ -63,3 +63,15 @@ def read_idx(path: Path) -> np.ndarray:
         dtype = np.dtype(DTYPES[code])
         array = np.fromfile(f, dtype=dtype, count=math.prod(shape)).reshape(shape)
     return array.astype(dtype.newbyteorder("="), copy=False)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write `array` as an IDX file (big-endian, as LeCun's format and torchvision expect), e.g. a small
+    dataset in torchvision's layout: ROOT/MNIST/raw/train-images-idx3-ubyte and the three others."""
+    code = next(c for c, t in DTYPES.items() if np.dtype(t).newbyteorder("=") == array.dtype.newbyteorder("="))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(struct.pack(">HBB", 0, code, array.ndim))
+        f.write(struct.pack(f">{array.ndim}I", *array.shape))
+        f.write(array.astype(np.dtype(DTYPES[code]), copy=False).tobytes())

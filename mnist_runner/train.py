@@ -4,7 +4,9 @@ Hydra composes conf/ (one folder per config group: model, dataset, loss, optimiz
 one config, and `train_config(cfg)` runs it: a fresh run, or `resume=FOLDER` continuing one. How a
 run ends becomes one line and an exit code in `reported` (or, from Python, the exception itself).
 Importing this module imports neither Hydra nor torch, so `import mnist_runner`, `--help` and
-`--cfg job` answer at once; the run's modules are imported when a run starts.
+`--cfg job` answer at once; the run's modules are imported when a run starts. The package exports
+`train` (the function), so `mnist_runner.train` names it; `from mnist_runner.train import main` still
+imports from this module.
 
 Exit codes: 2 bad input, 1 failed (data or a crash), 3 diverged, 130/143 interrupted (SIGINT/SIGTERM;
 140: SIGUSR2 in a cluster job, cluster.py).
@@ -194,7 +196,3 @@ def reported(folder, multirun: bool, raising: bool = False):
         if not multirun or raising:
             raise
         traceback.print_exc()  # recorded as failed in its summary.json; the other jobs go on
-
-
-if __name__ == "__main__":
-    main()

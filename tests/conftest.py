@@ -6,7 +6,6 @@ The files go through torchvision's real readers, so the loading code under test 
 import copy
 import functools
 import os
-import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,21 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_runner.idx import write_idx
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("MNIST_RUNNER_DATA", ROOT.parent / "shared" / "data")).resolve()  # tests change folder
-
-_IDX_TYPES = {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C}
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write `array` as an IDX file (big-endian, as LeCun's format and torchvision expect)."""
-    code = _IDX_TYPES[array.dtype.type]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(struct.pack(">BBBB", 0, 0, code, array.ndim))
-        f.write(struct.pack(f">{array.ndim}I", *array.shape))
-        f.write(array.astype(array.dtype.newbyteorder(">"), copy=False).tobytes())
-
 
 def synthetic_digits(n: int, num_classes: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Learnable 28x28 uint8 images: each class is a bright square at its own place, plus noise."""
@@ -57,6 +45,14 @@ def write_mnist_layout(
         write_idx(raw / f"{prefix}{split}-images-idx3-ubyte{suffix}", images)
         write_idx(raw / f"{prefix}{split}-labels-idx1-ubyte{suffix}", labels)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hydra_setup():
+    """What the entry points set up before Hydra composes (config.setup), for the tests that compose directly."""
+    from mnist_runner.config import setup
+
+    setup()
 
 
 @pytest.fixture(scope="session")
@@ -135,9 +131,8 @@ def compose_config(*overrides: str):
 def _compose(overrides: tuple[str, ...]):
     from hydra import compose, initialize_config_dir
 
-    from mnist_runner.config import config_dir, setup
+    from mnist_runner.config import config_dir
 
-    setup()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return compose("config", overrides=list(overrides), return_hydra_config=True)
 
