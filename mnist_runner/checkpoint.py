@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from .files import replacing, write_atomic
 from .registry import ConfigError
-from .run_folder import CHECKPOINT, HYDRA_DIR, DamagedRun, RunFolder
+from .run_folder import CHECKPOINT, DamagedRun, RunFolder
 
 # Keys a resumed run may change: they do not change what is being trained.
 RESUMABLE = (
@@ -158,9 +158,11 @@ def resume_config(cfg, overrides: list[str]):
     folder.require_config("resume")
     try:
         stored, hydra = folder.config(), folder.hydra()
+        summary = folder.summary() if folder.is_run else {}
     except DamagedRun as e:
         raise ConfigError(f"resume={cfg.resume}: {e}") from None
     then_epochs = stored.trainer.epochs
+    stored.trainer.epochs = summary.get("epochs_target", then_epochs)  # its current target, unless given anew
     choices = {k: v for k, v in hydra.runtime.choices.items() if not k.startswith("hydra")}
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
@@ -191,6 +193,24 @@ def resume_config(cfg, overrides: list[str]):
     return stored, choices, list(hydra.overrides.task)
 
 
+def already_done(cfg) -> str | None:
+    """For a resumed run that has nothing left to train (completed all of `cfg.trainer.epochs`): what to say,
+    which changes nothing; None when it has epochs to train."""
+    folder = RunFolder(str(cfg.resume))
+    summary = folder.summary() if folder.is_run else {}
+    done = summary.get("epochs_completed", 0)
+    if summary.get("status") != "completed" or done < cfg.trainer.epochs:
+        return None
+    schedule = OmegaConf.select(cfg, "scheduler.name")
+    if schedule in ("onecycle", "cosine"):
+        longer = f"its scheduler={schedule} spans exactly these epochs, so train a new run to train longer"
+    else:
+        from .config import resume_command
+
+        longer = f"to train it longer: {resume_command(folder.path)} trainer.epochs={done + 10}"
+    return f"The run in {folder.path} is complete ({done} of {cfg.trainer.epochs} epochs); nothing changed. {longer}"
+
+
 def _plain(value):
     return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
 
@@ -200,15 +220,12 @@ def _show(value) -> str:
     return "(not set)" if value is None else str(value)
 
 
-def discard_fresh_folder(fresh: Path, keep: Path) -> None:
-    """Remove the folder Hydra made for this invocation when it resumes another one.
-
-    It holds only Hydra's files (.hydra/ and the job log), never results.
-    """
-    fresh, keep = Path(fresh).resolve(), Path(keep).resolve()
-    if fresh == keep or not fresh.is_dir():
-        return
-    if any(p.name != HYDRA_DIR and p.suffix != ".log" for p in fresh.iterdir()):
+def discard_fresh_folder(fresh: Path, keep: Path | None = None) -> None:
+    """Remove the folder Hydra made for this invocation, when it resumes another one (`keep`) or was refused
+    before it trained, and its date folder and outputs/ when they hold nothing else. Never a folder that
+    holds results (RunFolder.holds_results)."""
+    fresh = Path(fresh).resolve()
+    if (keep is not None and fresh == Path(keep).resolve()) or RunFolder(fresh).holds_results():
         return
     shutil.rmtree(fresh, ignore_errors=True)
     here = Path.cwd().resolve()

@@ -64,6 +64,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="keep runs whose column or config key equals VALUE (repeatable; all must hold)",
     )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="show failed runs too (they are counted on stderr and left out of the table unless --filter names status)",
+    )
     p.add_argument("--format", choices=["table", "csv", "md", "json"], default="table")
     p.add_argument(
         "--all-columns", action="store_true", help="show every choice and override, not only those that differ"
@@ -116,15 +121,20 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.groups or args.group_by is not None or args.baseline is not None or args.metrics is not None:
         return main_groups(args, runs)
+    shown = runs
+    if not args.all and not any(f.split("=", 1)[0] == "status" for f in args.filter):
+        shown = [r for r in runs if r.status != "failed"]
+        if len(shown) < len(runs):
+            print(f"Note: {len(runs) - len(shown)} failed run(s) left out; --all shows them", file=sys.stderr)
     try:
-        chosen = select(runs, args.filter, args.sort or "best_test_acc", args.reverse, args.top)
+        chosen = select(shown, args.filter, args.sort or "best_test_acc", args.reverse, args.top)
     except ValueError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
     if not chosen:
-        print("No run matches the filters.", file=sys.stderr)
+        print("No run matches the filters." if shown else "No run to show.", file=sys.stderr)
         return 1
-    columns, rows = table(chosen, args.all_columns, among=runs)  # a --top or --filter view keeps the columns
+    columns, rows = table(chosen, args.all_columns, among=shown)  # a --top or --filter view keeps the columns
     if args.format in ("csv", "json"):
         for row, run in zip(rows, chosen):
             row["folder"] = str(run.path)

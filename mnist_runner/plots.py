@@ -13,6 +13,7 @@ compression (the same pixels, somewhat larger files).
 
 import functools
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -141,17 +142,20 @@ def plot_accuracy(rows: list[dict], path: Path, title: str) -> None:
     ax.plot(epochs, [r["test_acc"] for r in rows], "s-", label="test accuracy")
     if "val_acc" in rows[0]:
         ax.plot(epochs, [r["val_acc"] for r in rows], "^--", label="validation accuracy")
-    for x, y in zip(epochs, [r["test_acc"] for r in rows]):
-        if len(epochs) <= 12:
+    if len(epochs) <= 12:  # each test accuracy written beside its point, on the side away from the train line
+        for r in rows:
+            above = r["test_acc"] >= r["train_acc"]
             ax.annotate(
-                f"{y:.4f}",
-                (x, y),
+                f"{r['test_acc']:.4f}",
+                (r["epoch"], r["test_acc"]),
                 textcoords="offset points",
-                xytext=(0, -16),
+                xytext=(0, 8 if above else -9),
                 ha="center",
+                va="bottom" if above else "top",
                 fontsize=9,
                 color="tab:orange",
             )
+        ax.margins(y=0.1)  # room for the labels at the top and the bottom
     _integer_epochs(ax, epochs)
     ax.set_xlabel("epoch", fontsize=12)
     ax.set_ylabel("accuracy (fraction correct)", fontsize=12)
@@ -274,6 +278,57 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
     _save_picture(picture, path)
 
 
+LEGEND_POINTS = 10
+_CHAR = 0.54 * LEGEND_POINTS / 72  # inches a character of the legend takes, about (DejaVu Sans, measured)
+_HANDLE = 0.7  # inches a legend entry takes besides its text: the line sample and the gaps (matplotlib's defaults)
+
+
+def _legend_layout(labels: list[str], width: float) -> tuple[list[str], int, float]:
+    """The legend below panels `width` inches wide: its labels (wrapped where one is wider than the figure), its
+    columns (as many as the longest label allows), and the inches it needs. Any number of labels fits."""
+    if not labels:
+        return [], 1, 0.0
+    fits = max(12, int((width - 0.4 - _HANDLE) / _CHAR))  # characters in one column as wide as the figure
+    wrapped = [textwrap.fill(label, fits) for label in labels]
+    longest = max(len(line) for label in wrapped for line in label.splitlines())
+    columns = max(1, min(len(labels), int((width - 0.4) // (longest * _CHAR + _HANDLE))))
+    rows = math.ceil(len(labels) / columns)
+    per_column = [wrapped[c * rows : (c + 1) * rows] for c in range(columns)]  # matplotlib fills columns first
+    lines = max(sum(label.count("\n") + 1 for label in column) for column in per_column)
+    return wrapped, columns, 0.21 * lines + 0.3
+
+
+def _panels(panels: int, labels: list[str], title: str):
+    """A figure of `panels` panels side by side with the room its legend needs below them (fixed margins, not
+    a layout engine's extra pass); (figure, axes, the labels to draw, a function that draws the legend)."""
+    width = 6 * panels
+    wrapped, columns, legend = _legend_layout(labels, width)
+    height = 5 + legend
+    fig = figure(figsize=(width, height))
+    fig.subplots_adjust(
+        left=0.9 / width, right=1 - 0.25 / width, bottom=(legend + 0.7) / height, top=1 - 0.8 / height, wspace=0.28
+    )
+    axes = fig.subplots(1, panels)
+    fig.suptitle(title, fontsize=14, y=1 - 0.1 / height, va="top")
+
+    def legend():
+        if labels:
+            anchor = (0.5, 0.05 / height)
+            fig.legend(loc="lower center", bbox_to_anchor=anchor, ncols=columns, fontsize=LEGEND_POINTS, frameon=False)
+
+    return fig, axes, wrapped, legend
+
+
+def _epoch_axes(axes, epochs, what_suffix: str = "") -> None:
+    """The test accuracy and test loss panels' axes."""
+    for ax, what in zip(axes[:2], ("test accuracy", "test loss")):
+        _integer_epochs(ax, epochs or [1])
+        ax.set_xlabel("epoch", fontsize=12)
+        ax.set_ylabel(what, fontsize=12)
+        ax.set_title(f"{what.capitalize()} per epoch{what_suffix}", fontsize=13)
+        ax.grid(alpha=0.3)
+
+
 def plot_overlay(
     runs: list[tuple[str, list[dict]]],
     path: Path,
@@ -284,42 +339,25 @@ def plot_overlay(
 
     `runs`: (legend label, metrics rows). `versus`: (swept key, [(value, final test acc)]) adds a
     third panel for a sweep over one numeric key. The legend is below the panels, in the room
-    its rows need (fixed margins, not a layout engine's extra pass).
+    its rows need.
     """
-    panels = 3 if versus else 2
-    legend_columns = 1 if len(runs) <= 6 else 2
-    legend = 0.21 * math.ceil(len(runs) / legend_columns) + 0.15 if runs else 0  # inches
-    width, height = 6 * panels, 5 + legend
-    fig = figure(figsize=(width, height))
-    fig.subplots_adjust(
-        left=0.8 / width, right=1 - 0.25 / width, bottom=(legend + 0.7) / height, top=1 - 0.8 / height, wspace=0.25
-    )
-    axes = fig.subplots(1, panels)
+    fig, axes, labels, legend = _panels(3 if versus else 2, [label for label, _ in runs], title)
     cmap = colormap("tab10" if len(runs) <= 10 else "tab20")
-    for i, (label, rows) in enumerate(runs):
+    for i, (label, (_, rows)) in enumerate(zip(labels, runs)):
         color = cmap(i % cmap.N)
         style = "-" if i < cmap.N else "--"
         epochs = [r["epoch"] for r in rows]
         ms = 4 if len(epochs) > 1 else 8
         axes[0].plot(epochs, [r["test_acc"] for r in rows], style, marker="o", ms=ms, color=color, label=label)
         axes[1].plot(epochs, [r["test_loss"] for r in rows], style, marker="o", ms=ms, color=color)
-    all_epochs = [r["epoch"] for _, rows in runs for r in rows]
-    for ax, what in zip(axes[:2], ("test accuracy", "test loss")):
-        _integer_epochs(ax, all_epochs)
-        ax.set_xlabel("epoch", fontsize=12)
-        ax.set_ylabel(what, fontsize=12)
-        ax.set_title(f"{what.capitalize()} per epoch", fontsize=13)
-        ax.grid(alpha=0.3)
+    _epoch_axes(axes, [r["epoch"] for _, rows in runs for r in rows])
     if versus:
         key, points = versus
         points = sorted(points)
         ax = axes[2]
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", color="black")
         versus_axes(ax, key, [p[0] for p in points], "final test accuracy")
-    fig.suptitle(title, fontsize=14, y=1 - 0.1 / height, va="top")
-    if runs:
-        anchor = (0.5, 0.05 / height)
-        fig.legend(loc="lower center", bbox_to_anchor=anchor, ncols=legend_columns, fontsize=10, frameon=False)
+    legend()
     _save(fig, path)
 
 
@@ -334,41 +372,26 @@ def plot_bands(
     `groups`: (legend label, accuracy curve, loss curve), each curve (epoch, mean, sd). `versus`: (the
     group key, [(its value, mean final test accuracy, sd)]) adds a third panel. Laid out as plot_overlay.
     """
-    panels = 3 if versus else 2
-    legend_columns = 1 if len(groups) <= 6 else 2
-    legend = 0.21 * math.ceil(len(groups) / legend_columns) + 0.15 if groups else 0  # inches, below the panels
-    width, height = 6 * panels, 5 + legend
-    fig = figure(figsize=(width, height))
-    fig.subplots_adjust(
-        left=0.8 / width, right=1 - 0.25 / width, bottom=(legend + 0.7) / height, top=1 - 0.8 / height, wspace=0.25
-    )
-    axes = fig.subplots(1, panels)
+    fig, axes, labels, legend = _panels(3 if versus else 2, [g[0] for g in groups], title)
     cmap = colormap("tab10" if len(groups) <= 10 else "tab20")
     all_epochs = []
-    for i, (label, *curves) in enumerate(groups):
+    for i, (label, (_, *curves)) in enumerate(zip(labels, groups)):
         color = cmap(i % cmap.N)
+        style = "-" if i < cmap.N else "--"
         for ax, curve, name in zip(axes, curves, (label, None)):
             epochs = [c[0] for c in curve]
             mean, std = np.array([c[1] for c in curve]), np.array([c[2] for c in curve])
             all_epochs += epochs
-            ax.plot(epochs, mean, "-", marker="o", ms=4 if len(epochs) > 1 else 8, color=color, label=name)
+            ax.plot(epochs, mean, style, marker="o", ms=4 if len(epochs) > 1 else 8, color=color, label=name)
             if len(epochs) > 1:
                 ax.fill_between(epochs, mean - std, mean + std, color=color, alpha=0.2, lw=0)
             else:
                 ax.errorbar(epochs, mean, yerr=std, fmt="none", ecolor=color, capsize=6)
-    for ax, what in zip(axes[:2], ("test accuracy", "test loss")):
-        _integer_epochs(ax, all_epochs or [1])
-        ax.set_xlabel("epoch", fontsize=12)
-        ax.set_ylabel(f"{what} (mean ± 1 sd over seeds)", fontsize=12)
-        ax.set_title(f"{what.capitalize()} per epoch", fontsize=13)
-        ax.grid(alpha=0.3)
+    _epoch_axes(axes, all_epochs, " (mean ± 1 sd over seeds)")
     if versus:
         key, points = versus
         x = [p[0] for p in points]
         axes[2].errorbar(x, [p[1] for p in points], yerr=[p[2] for p in points], fmt="o-", color="black", capsize=4)
         versus_axes(axes[2], key, x, "final test accuracy (mean ± 1 sd)")
-    fig.suptitle(title, fontsize=14, y=1 - 0.1 / height, va="top")
-    if groups:
-        anchor = (0.5, 0.05 / height)
-        fig.legend(loc="lower center", bbox_to_anchor=anchor, ncols=legend_columns, fontsize=10, frameon=False)
+    legend()
     _save(fig, path)

@@ -3,8 +3,12 @@
 Each image (PNG, JPEG, ...) is converted as the run's training data was: to its channels
 (grayscale or RGB), resized to its height and width, and normalized with the run's mean and std.
 Prints the predicted class and its probability per image; `--format json` prints a list with every
-class's probability too. MNIST-style digits are light on dark: `--invert` turns dark-on-light images
-(a pen drawing on white paper) around first.
+class's probability too.
+
+MNIST-style digits are light on dark. An image whose background (its border) is light while the run's
+training images had a dark one (summary.json's `data.background`; dark for a run that did not record
+it) is a pen drawing on white paper: it is inverted first, and the result says so (`inverted`, and
+why). `--invert` inverts every image, `--no-invert` none.
 """
 
 import argparse
@@ -16,8 +20,9 @@ from .hydra_errors import user_wants_traceback
 from .registry import ConfigError, DataError
 
 
-def predict_images(folder, images: list[Path], invert: bool = False) -> list[dict]:
-    """One result per image: its predicted class, the class index, its probability and every class's."""
+def predict_images(folder, images: list[Path], invert: bool | None = None) -> list[dict]:
+    """One result per image: its predicted class, the class index, its probability and every class's, and
+    whether (and why) it was inverted: `invert` True or False for every image, None to decide by its background."""
     import numpy as np
     import torch
 
@@ -26,12 +31,15 @@ def predict_images(folder, images: list[Path], invert: bool = False) -> list[dic
 
     run = load_trained(folder)
     channels, height, width = run.input_shape
-    pixels = []
+    trained_on = (run.summary.get("data") or {}).get("background", "dark")
+    pixels, inverted = [], []
     for path in images:
         if not Path(path).is_file():
             raise ConfigError(f"{path}: no such image file")
         image = read_image(Path(path), channels, (height, width))
-        pixels.append(255 - image if invert else image)
+        why = _why_invert(image, trained_on) if invert is None else ("--invert" if invert else None)
+        pixels.append(255 - image if why else image)
+        inverted.append(why)
     batch = torch.from_numpy(np.stack(pixels)).reshape(len(pixels), channels, height, width)
     x = batch.float().mul_(1.0 / (255.0 * run.std))  # as data.Data.prepare normalizes
     if run.mean:
@@ -45,7 +53,7 @@ def predict_images(folder, images: list[Path], invert: bool = False) -> list[dic
         else:
             probabilities = logits.float().softmax(dim=1)
     results = []
-    for path, k, p in zip(images, predicted.tolist(), probabilities.tolist()):
+    for path, k, p, why in zip(images, predicted.tolist(), probabilities.tolist(), inverted):
         results.append(
             {
                 "image": str(path),
@@ -53,9 +61,19 @@ def predict_images(folder, images: list[Path], invert: bool = False) -> list[dic
                 "index": k,
                 "probability": p[k],
                 "probabilities": dict(zip(run.class_names, p)),
+                "inverted": why is not None,
+                **({"inverted_because": why} if why else {}),
             }
         )
     return results
+
+
+def _why_invert(image, trained_on: str) -> str | None:
+    """Why `image` is inverted before it is classified: its background is not the training images' (None: it is)."""
+    from .data import background
+
+    seen = background(image)
+    return None if seen == trained_on else f"its background is {seen}, the training images' {trained_on}"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -66,7 +84,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("folder", type=Path, metavar="RUN_FOLDER", help="a run folder the runner made")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, BMP, ...)")
     p.add_argument("--format", choices=["text", "json"], default="text", help="text (default) or json")
-    p.add_argument("--invert", action="store_true", help="invert the images first (dark strokes on a light ground)")
+    invert = p.add_mutually_exclusive_group()
+    invert.add_argument(
+        "--invert",
+        dest="invert",
+        action="store_const",
+        const=True,
+        help="invert every image first (default: each whose background is light, the training images' dark)",
+    )
+    invert.add_argument("--no-invert", dest="invert", action="store_const", const=False, help="invert no image")
     return p
 
 
@@ -84,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results, indent=2))
     else:
         for r in results:
-            print(f"{r['image']}: {r['class']} ({r['probability']:.4f})")
+            note = f"  (inverted: {r['inverted_because']})" if r.get("inverted_because") else ""
+            print(f"{r['image']}: {r['class']} ({r['probability']:.4f}){note}")
     return 0
 
 

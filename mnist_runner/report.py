@@ -1,12 +1,12 @@
 """What a run leaves in its folder: metrics.csv, summary.json, model_summary.txt, plots/."""
 
 import os
-import sys
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from . import console
 from .files import write_atomic
 from .run_folder import CONFUSION, PLOTS, STEPS, RunFolder
 
@@ -119,7 +119,7 @@ class RunReport:
             if self.draw and rows:
                 self._draw(rows, predicted)
         except Exception as e:  # a plotting problem must not turn a finished run into a failed one
-            print(f"Warning: the report could not be completed: {type(e).__name__}: {e}", file=sys.stderr)
+            console.warn(f"Warning: the report could not be completed: {type(e).__name__}: {e}")
         self.loggers.close(summary)  # a logger that fails is reported and recorded, never raised
 
     def _predict(self) -> torch.Tensor:

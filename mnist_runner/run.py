@@ -11,6 +11,7 @@
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -21,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import console
 from .checkpoint import load_checkpoint, restore, save_atomic, save_checkpoint, truncate_csv
-from .data import Data, load_data
+from .data import Data, background, load_data
 from .devices import resolve_device
 from .files import write_atomic
 from .loops import Diverged, EpochStats, evaluate, train_one_epoch
@@ -96,6 +98,7 @@ EpochHook = Callable[[int, EpochStats, dict], None]
 def fit(parts: Parts, trainer, first_epoch: int, on_epoch: EpochHook) -> None:
     """Train epochs `first_epoch`..`trainer.epochs`; after each, `on_epoch(epoch, train_stats, row)`."""
     data, forward, loss_fn, optimizer = parts.data, parts.forward, parts.loss_fn, parts.optimizer
+    progress = trainer.progress and sys.stderr.isatty()  # a bar on a terminal; in a log file the epoch lines say it
     for epoch in range(first_epoch, trainer.epochs + 1):
         t0 = time.perf_counter()
         lr = optimizer.param_groups[0]["lr"]
@@ -108,7 +111,7 @@ def fit(parts: Parts, trainer, first_epoch: int, on_epoch: EpochHook) -> None:
             generator=parts.generator,
             log_interval=trainer.log_interval,
             first_step=(epoch - 1) * parts.steps_per_epoch,
-            progress=trainer.progress,
+            progress=progress,
             description=f"epoch {epoch}/{trainer.epochs}",
         )
         test_loss, test_acc = evaluate(forward, data, data.test, loss_fn, trainer.eval_batch_size)
@@ -158,6 +161,7 @@ class RunRecord:
         self.rows: list[dict] = []
         self.report: RunReport | None = None
         self.started = time.time()
+        self.earlier: list[float] = []  # the wall seconds of a resumed run's earlier sessions
 
     def save(self) -> None:
         self.folder.write_summary(self.summary)
@@ -184,7 +188,8 @@ class RunRecord:
             raise
         finally:
             summary.update(summarize(self.rows))
-            summary["wall_seconds"] = round(time.time() - self.started, 2)
+            sessions = [*self.earlier, round(time.time() - self.started, 2)]
+            summary.update(wall_seconds=round(sum(sessions), 2), wall_seconds_sessions=sessions)
             self.save()
             if self.report is not None:
                 self.report.finish(self.rows, summary)
@@ -208,62 +213,73 @@ def run(
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    folder = RunFolder(out)
-    record = RunRecord(folder, new_summary(choices, overrides, seed=cfg.seed, device=None, versions=versions()))
-    state, previous = _check(cfg, record, resumed_with)
-    resumed_threads = (previous.get("speed") or {}).get("threads")
-    record.save()
-    with record.ending():
-        parts = build(cfg, choices, resumed_threads)
-        model, data = parts.model, parts.data
-        record.summary.update(
-            device=str(parts.device),
-            speed=parts.speed.as_dict(),
-            params=count_parameters(model),
-            normalization={"mean": data.mean, "std": data.std},
-            data={"input_shape": list(data.input_shape), "classes": data.class_names},  # for eval and predict
+    with console.logged(out):  # what the run says, into its folder's mnist_runner.log too
+        folder = RunFolder(out)
+        summary = new_summary(
+            choices, overrides, seed=cfg.seed, device=None, versions=versions(), epochs_target=cfg.trainer.epochs
         )
-        write_atomic(folder.file(MODEL_SUMMARY), model_summary(model, data.prepare(data.train.images[:1])))
-        record.report = RunReport(out, cfg, data, model, parts.loss_fn, choices, overrides, _title(choices))
-        epoch = 0
-        if state is not None:  # continue after the last completed epoch, exactly as if never stopped
-            restore(state, model=model, optimizer=parts.optimizer, scheduler=parts.schedule, generator=parts.generator)
-            epoch, record.rows = state["epoch"], state["rows"]
-            record.summary["epochs_completed"] = epoch
-        truncate_csv(folder.file(METRICS), "epoch", epoch)  # rows written after the checkpoint are redone
-        truncate_csv(folder.file(STEPS), "step", epoch * parts.steps_per_epoch)
-        val_columns = ["val_loss", "val_acc"] if data.val is not None else []
-        metrics = MetricsLog(folder.file(METRICS), METRIC_COLUMNS + val_columns)
-        epochs = cfg.trainer.epochs
-
-        def epoch_done(epoch: int, train: EpochStats, row: dict) -> None:
-            metrics.append(row)
-            record.rows.append(row)
-            record.report.epoch_end(train, row)
-            save_checkpoint(
-                out,
-                epoch=epoch,
-                step=epoch * parts.steps_per_epoch,
-                rows=record.rows,
-                model=model,
-                optimizer=parts.optimizer,
-                scheduler=parts.schedule,
-                generator=parts.generator,
+        record = RunRecord(folder, summary)
+        state, previous = _check(cfg, record, resumed_with)
+        resumed_threads = (previous.get("speed") or {}).get("threads")
+        record.earlier = earlier_sessions(previous, state["rows"] if state else [])
+        record.summary["wall_seconds_sessions"] = record.earlier  # kept should this session be killed
+        record.save()
+        with record.ending():
+            parts = build(cfg, choices, resumed_threads)
+            model, data = parts.model, parts.data
+            record.summary.update(
+                device=str(parts.device),
+                speed=parts.speed.as_dict(),
+                params=count_parameters(model),
+                normalization={"mean": data.mean, "std": data.std},
+                data={  # for eval and predict
+                    "input_shape": list(data.input_shape),
+                    "classes": data.class_names,
+                    "background": background(data.train.images[:1000]),
+                },
             )
-            record.epoch_done(epoch)
-            print(
-                f"epoch {epoch}/{epochs}  train loss {train.loss:.4f} acc {train.acc:.4f}  "
-                f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  lr {row['lr']:.4g}  "
-                f"{row['epoch_seconds']:.1f}s",
-                flush=True,
-            )
-            if on_epoch is not None:
-                on_epoch(epoch, train, row)
+            write_atomic(folder.file(MODEL_SUMMARY), model_summary(model, data.prepare(data.train.images[:1])))
+            record.report = RunReport(out, cfg, data, model, parts.loss_fn, choices, overrides, _title(choices))
+            epoch = 0
+            if state is not None:  # continue after the last completed epoch, exactly as if never stopped
+                restore(
+                    state, model=model, optimizer=parts.optimizer, scheduler=parts.schedule, generator=parts.generator
+                )
+                epoch, record.rows = state["epoch"], state["rows"]
+                record.summary["epochs_completed"] = epoch
+            truncate_csv(folder.file(METRICS), "epoch", epoch)  # rows written after the checkpoint are redone
+            truncate_csv(folder.file(STEPS), "step", epoch * parts.steps_per_epoch)
+            val_columns = ["val_loss", "val_acc"] if data.val is not None else []
+            metrics = MetricsLog(folder.file(METRICS), METRIC_COLUMNS + val_columns)
+            epochs = cfg.trainer.epochs
 
-        fit(parts, cfg.trainer, epoch + 1, epoch_done)
-        save_atomic(model.state_dict(), folder.file(MODEL))
-    print(f"Output folder: {out.resolve()}", flush=True)
-    return record.summary.get("best_test_acc", 0.0)
+            def epoch_done(epoch: int, train: EpochStats, row: dict) -> None:
+                metrics.append(row)
+                record.rows.append(row)
+                record.report.epoch_end(train, row)
+                save_checkpoint(
+                    out,
+                    epoch=epoch,
+                    step=epoch * parts.steps_per_epoch,
+                    rows=record.rows,
+                    model=model,
+                    optimizer=parts.optimizer,
+                    scheduler=parts.schedule,
+                    generator=parts.generator,
+                )
+                record.epoch_done(epoch)
+                console.say(
+                    f"epoch {epoch}/{epochs}  train loss {train.loss:.4f} acc {train.acc:.4f}  "
+                    f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  lr {row['lr']:.4g}  "
+                    f"{row['epoch_seconds']:.1f}s"
+                )
+                if on_epoch is not None:
+                    on_epoch(epoch, train, row)
+
+            fit(parts, cfg.trainer, epoch + 1, epoch_done)
+            save_atomic(model.state_dict(), folder.file(MODEL))
+        console.say(f"Output folder: {out.resolve()}")
+        return record.summary.get("best_test_acc", 0.0)
 
 
 def _check(cfg, record: RunRecord, resumed_with: list[str] | None) -> tuple[dict | None, dict]:
@@ -286,6 +302,19 @@ def _check(cfg, record: RunRecord, resumed_with: list[str] | None) -> tuple[dict
         if not cfg.get("resume"):
             record.folder.write_summary({**record.summary, "status": "failed", "error": str(e)})
         raise
+
+
+def earlier_sessions(previous: dict, rows: list[dict]) -> list[float]:
+    """The wall seconds of each session a resumed run has had (from its summary.json); a session killed
+    outright, which could not record its own, counts the seconds of the epochs it completed."""
+    sessions = previous.get("wall_seconds_sessions")
+    if sessions is None:  # a run from before the sessions were recorded
+        sessions = [previous["wall_seconds"]] if "wall_seconds" in previous else []
+    sessions = list(sessions)
+    if previous and previous.get("status") == "running":  # the last session was killed before its end
+        since = (previous.get("resumed") or [{"from_epoch": 0}])[-1]["from_epoch"]
+        sessions.append(round(sum(r["epoch_seconds"] for r in rows if r["epoch"] > since), 2))
+    return sessions
 
 
 def versions() -> dict:

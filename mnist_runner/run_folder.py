@@ -30,6 +30,7 @@ STEPS = "train_steps.csv"
 MODEL = "model.pt"  # the final weights
 CHECKPOINT = "checkpoints/last.pt"  # the state after the last completed epoch
 MODEL_SUMMARY = "model_summary.txt"
+LOG = "mnist_runner.log"  # what the run said (console.py), and Hydra's log of the job
 CONFUSION = "confusion_matrix.csv"
 PLOTS = "plots"
 LOGGERS = "loggers.json"  # what each tracker has logged (loggers/); also in a sweep folder
@@ -184,6 +185,19 @@ class RunFolder:
         write_atomic(self.file(CONFIG), OmegaConf.to_yaml(task))
         write_atomic(self.file(HYDRA), OmegaConf.to_yaml({"hydra": cfg.hydra}))
         write_atomic(self.file(OVERRIDES), OmegaConf.to_yaml(cfg.hydra.overrides.task))
+
+    def holds_results(self) -> bool:
+        """Whether anything in the folder came of training: more than Hydra's files, the job's log, the
+        model summary and a summary.json whose run completed no epoch (a run refused before it started)."""
+        if not self.path.is_dir():
+            return False
+        setup = {HYDRA_DIR, SUMMARY, MODEL_SUMMARY}
+        if any(p.name not in setup and p.suffix != ".log" for p in self.path.iterdir()):
+            return True
+        try:
+            return self.is_run and self.summary().get("epochs_completed", 0) > 0
+        except DamagedRun:
+            return True  # not ours to judge: keep it
 
     # --- weights -----------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from . import cpu
+from . import console, cpu
 from .registry import ConfigError
 
 # trainer.compile: false, true (torch.compile's default mode) or one of its modes by name.
@@ -128,11 +128,10 @@ def configure(trainer, device: torch.device, resumed_threads: int | None = None)
         None if busy is None else round(busy, 2),
     )
     if busy is not None and threads > 1 and threads + busy > cpu.available_cores() + 0.4:
-        print(
+        console.say(
             f"Note: other processes kept {busy:.1f} of the {cpu.available_cores()} cores busy as this run started; "
             f"its {threads} threads will wait for each other on shared cores (fewer, e.g. "
-            f"trainer.threads={max(1, threads - math.ceil(busy - 0.4))}, may be faster while that lasts)",
-            flush=True,
+            f"trainer.threads={max(1, threads - math.ceil(busy - 0.4))}, may be faster while that lasts)"
         )  # on stdout with the epoch lines: information, not an error (stderr keeps one line per error)
     if speed.amp and device.type != "cuda":
         raise ConfigError(

@@ -19,7 +19,7 @@ import traceback
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import cpu, plugins
+from . import console, cpu, plugins
 from .config import config_dir, quote_resume_args, resume_command, setup
 from .hydra_errors import composing, user_wants_traceback
 
@@ -33,6 +33,9 @@ def main() -> None:
 
     cpu.prepare()  # OpenMP settings before anything imports torch; start measuring other work
     argv = quote_resume_args(sys.argv[1:])  # resume=FOLDER as it is, even with `=` or `,` in FOLDER
+    if "--version" in argv:  # the runner's, not Hydra's
+        print(version_line())
+        return
     try:
         _compose_and_run(argv)
     except ConfigError as e:
@@ -47,6 +50,25 @@ def _compose_and_run(argv: list[str]) -> None:
     setup()
     with composing(argv):
         _hydra_main(argv)
+
+
+def version_line() -> str:
+    """`mnist-runner 0.1.0 (torch 2.14.1, Hydra 1.3.8, Python 3.11.7)`, from package metadata (nothing imported)."""
+    import platform
+    from importlib import metadata
+
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    from . import __version__
+
+    return (
+        f"mnist-runner {__version__} (torch {version('torch')}, Hydra {version('hydra-core')}, "
+        f"Python {platform.python_version()})"
+    )
 
 
 def resume_main() -> None:
@@ -133,8 +155,10 @@ def train_config(cfg) -> float:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from .checkpoint import discard_fresh_folder, resume_config, signals_interrupt
+    from .checkpoint import already_done, discard_fresh_folder, resume_config, signals_interrupt
+    from .registry import ConfigError, DataError
     from .run import run
+    from .run_folder import RunFolder
 
     hc = HydraConfig.get()
     choices = {k: v for k, v in hc.runtime.choices.items() if not k.startswith("hydra")}
@@ -147,10 +171,20 @@ def train_config(cfg) -> float:
             discard_fresh_folder(out, cfg.resume)  # Hydra's new folder: nothing goes there
             cfg, choices, overrides = resume_config(cfg, overrides)
             out = Path(cfg.resume)
+            if (done := already_done(cfg)) is not None:
+                console.say(done)
+                if _captured is not None:
+                    _captured.folder = out
+                return RunFolder(out).summary().get("best_test_acc", float("nan"))
             plugins.load(cfg.get("plugins"))  # the resumed run's own
         if _captured is not None:
             _captured.folder = out
-        return run(cfg, out, choices, overrides, resumed_with)
+        try:
+            return run(cfg, out, choices, overrides, resumed_with)
+        except (ConfigError, DataError):
+            if not multirun and not cfg.get("resume"):  # the error line is its record; a sweep's job keeps one
+                discard_fresh_folder(out)
+            raise
     return float("nan")  # a multirun job that did not finish (reported, and recorded in its summary.json)
 
 
@@ -171,23 +205,20 @@ def reported(folder, multirun: bool, raising: bool = False):
     except (ConfigError, DataError) as e:
         if raising or user_wants_traceback():
             raise
-        print(f"Error: {e}", file=sys.stderr)
+        console.warn(f"Error: {e}", folder() if multirun else None)  # a sweep's job keeps its folder and log
         if not multirun:
             sys.exit(2 if isinstance(e, ConfigError) else 1)
     except Diverged as e:
-        print(
-            f"Diverged: {e} in epoch {e.epoch}; the run stopped (status diverged in {folder()}/summary.json)",
-            file=sys.stderr,
-            flush=True,
+        console.warn(
+            f"Diverged: {e} in epoch {e.epoch}; the run stopped (status diverged in {folder()}/summary.json)", folder()
         )
         if not multirun and not raising:
             sys.exit(3)
     except Interrupted as e:
-        print(
+        console.warn(
             f"Interrupted ({e}): the current epoch was abandoned; epochs completed so far are kept. "
             f"Resume with: {resume_command(folder())}",
-            file=sys.stderr,
-            flush=True,
+            folder(),
         )
         if raising:
             raise KeyboardInterrupt(str(e)) from None

@@ -155,7 +155,7 @@ def npz(path=None):
     try:
         with np.load(file, allow_pickle=False) as archive:
             return {k: archive[k] for k in archive.files}
-    except (OSError, ValueError) as e:
+    except Exception as e:  # an empty, truncated or foreign file: numpy's and zipfile's errors alike
         raise DataError(f"dataset.path={path} cannot be read as an .npz file ({type(e).__name__}: {e})") from None
 
 

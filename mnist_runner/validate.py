@@ -57,8 +57,8 @@ SHARED: dict[str, Rule] = {
     "dataset.root": TEXT,
     "dataset.download": BOOLEAN,
     "dataset.normalize": one_of("none", "fixed", "auto"),
-    "dataset.mean": number(),
-    "dataset.std": POSITIVE,
+    "dataset.mean": optional(number(), "the dataset's own"),
+    "dataset.std": optional(POSITIVE, "the dataset's own"),
     "dataset.classes": ANY,  # checked against the dataset's classes below
     "dataset.binary_labels": one_of("pm1", "01"),
     "dataset.per_class": optional(integer(1), "every example"),
@@ -134,16 +134,19 @@ def known_keys(cfg) -> set[str]:
 def unknown_key_message(cfg, key: str) -> str:
     """`key` is not a key of `cfg`'s runner: the line that says so, with the nearest key it knows."""
     group = key.split(".")[0] if "." in key else None
-    known = sorted(
-        k for k in known_keys(cfg) if (k.split(".")[0] == group and "." in k) or (group is None and "." not in k)
-    )
-    near = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+    if group is None:
+        known = sorted(k for k in known_keys(cfg) if "." not in k)
+    else:
+        known = sorted(k for k in known_keys(cfg) if k.split(".")[0] == group and k != f"{group}.name" and "." in k)
     name = _value(cfg, f"{group}.name") if group in _registries() else _ABSENT
     where = f" of {group}={name}" if isinstance(name, str) else ""
+    keys = [k.split(".", 1)[1] if group else k for k in known]  # compared without the group's prefix
+    near = difflib.get_close_matches(key.split(".", 1)[1] if group else key, keys, n=1, cutoff=0.6)
     if near:
-        return f"{key} is not a key{where}; did you mean {near[0]}?"
-    keys = [k.split(".", 1)[1] for k in known if k != f"{group}.name"] if group else known
-    return f"{key} is not a key{where}; its keys are: {', '.join(keys) or '(none)'}"
+        return f"{key} is not a key{where}; did you mean {f'{group}.' if group else ''}{near[0]}?"
+    if not keys:
+        return f"{key} is not a key{where}, which has no keys to set"
+    return f"{key} is not a key{where}; its keys are: {', '.join(keys)}"
 
 
 def _check_entry(cfg, group: str, registry, passed: tuple[str, ...]) -> None:

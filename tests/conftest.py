@@ -18,6 +18,7 @@ from mnist_runner.idx import write_idx
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("MNIST_RUNNER_DATA", ROOT.parent / "shared" / "data")).resolve()  # tests change folder
 
+
 def synthetic_digits(n: int, num_classes: int = 10, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Learnable 28x28 uint8 images: each class is a bright square at its own place, plus noise."""
     rng = np.random.default_rng(seed)
@@ -45,6 +46,20 @@ def write_mnist_layout(
         write_idx(raw / f"{prefix}{split}-images-idx3-ubyte{suffix}", images)
         write_idx(raw / f"{prefix}{split}-labels-idx1-ubyte{suffix}", labels)
     return root
+
+
+def _checkout_runs() -> set[Path]:
+    return {p for base in ("outputs", "multirun") for p in (ROOT / base).glob("*/*")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def checkout_stays_clean():
+    """Tests write only below pytest's tmp folders: none may add a run folder to the checkout's outputs/ or
+    multirun/ (a user's own runs there are left alone)."""
+    before = _checkout_runs()
+    yield
+    made = sorted(_checkout_runs() - before)
+    assert not made, f"tests wrote {len(made)} folder(s) into the checkout, e.g. {made[0]}"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -141,11 +156,15 @@ def run_in_process(out: Path, data: Path, *overrides: str) -> dict:
     """Run one job in this process (no subprocess start-up) on fixture data; returns summary.json."""
     import json
 
+    from omegaconf import open_dict
+
     from mnist_runner.run import run
 
     overrides = (f"dataset.root={data}", "device=cpu", "trainer.progress=false", "report.plots=false", *overrides)
     cfg = compose_config(*overrides)
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
+    with open_dict(cfg):
+        del cfg["hydra"]  # a job's config, as Hydra hands it to the task (resolving it would make outputs/ here)
     run(cfg, out, choices, list(overrides))
     return json.loads((out / "summary.json").read_text())
 

@@ -75,14 +75,21 @@ def test_unavailable_device(cli):
     assert result.returncode == 2 and "device.type='cuda' is not available" in result.stderr
 
 
-def test_bad_value_fails_before_data_is_loaded_and_is_recorded(cli, tmp_path, monkeypatch):
+def test_bad_value_fails_before_data_is_loaded_and_leaves_no_folder(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("MNIST_RUNNER_DATA", str(tmp_path / "no-data-here"))
     result = cli("optimizer.lr=-1", "dataset.download=false")
     assert result.returncode == 2 and "optimizer.lr=-1" in result.stderr  # not the missing data
-    (run,) = run_folders(tmp_path / "outputs")
-    summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "failed" and "optimizer.lr=-1" in summary["error"]
-    assert not (run / "metrics.csv").exists()
+    assert not (tmp_path / "outputs").exists()  # the error line is its record
+
+
+@pytest.mark.slow
+def test_a_sweep_job_refused_keeps_its_record(cli, tmp_path):
+    result = cli("-m", "trainer.epochs=1", "optimizer.lr=-1,0.1")
+    assert result.returncode == 1
+    refused, ran = run_folders(tmp_path / "multirun")
+    summary = json.loads((refused / "summary.json").read_text())
+    assert summary["status"] == "failed" and "optimizer.lr=-1 is not allowed" in summary["error"]
+    assert json.loads((ran / "summary.json").read_text())["status"] == "completed"
 
 
 def test_unknown_group_option_is_one_line_naming_the_nearest(cli):

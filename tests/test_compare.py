@@ -122,7 +122,7 @@ def parse_csv(text):
 
 
 def test_table_lists_every_readable_run_with_the_differing_settings(runs, capsys):
-    code, out, err = cli([runs, "--format", "csv"], capsys)
+    code, out, err = cli([runs, "--format", "csv", "--all"], capsys)
     assert code == 0
     rows = parse_csv(out)
     assert list(rows[0]) == [
@@ -155,6 +155,17 @@ def test_table_lists_every_readable_run_with_the_differing_settings(runs, capsys
     assert len(rows) == 5
 
 
+def test_failed_runs_are_counted_and_shown_when_asked_for(runs, capsys):
+    code, out, err = cli([runs, "--format", "csv"], capsys)
+    assert code == 0 and [r["status"] for r in parse_csv(out)].count("failed") == 0 and len(parse_csv(out)) == 4
+    assert "Note: 1 failed run(s) left out; --all shows them" in err
+    _, out, err = cli([runs, "--format", "csv", "--filter", "status=failed"], capsys)
+    assert [r["run"] for r in parse_csv(out)] == ["multirun/2026-01-01/10-00-00/2_optimizer.lr=-1"]
+    assert "left out" not in err
+    _, out, _ = cli([runs, "--format", "csv", "--all"], capsys)
+    assert len(parse_csv(out)) == 5
+
+
 def test_all_columns_shows_settings_that_do_not_differ(runs, capsys):
     _, out, _ = cli([runs, "--format", "csv"], capsys)
     assert "logger" not in parse_csv(out)[0] and "optimizer" not in parse_csv(out)[0]
@@ -165,9 +176,9 @@ def test_all_columns_shows_settings_that_do_not_differ(runs, capsys):
 
 
 def test_sort_top_and_filter(runs, capsys):
-    _, out, _ = cli([runs, "--format", "csv", "--sort", "final_test_loss"], capsys)
+    _, out, _ = cli([runs, "--format", "csv", "--all", "--sort", "final_test_loss"], capsys)
     assert [r["final_test_loss"] for r in parse_csv(out)] == ["0.02", "0.03", "0.04", "0.07", ""]
-    _, out, _ = cli([runs, "--format", "csv", "--sort", "optimizer.lr", "--reverse"], capsys)
+    _, out, _ = cli([runs, "--format", "csv", "--all", "--sort", "optimizer.lr", "--reverse"], capsys)
     assert [r["optimizer.lr"] for r in parse_csv(out)] == ["0.2", "0.1", "0.1", "0.05", "-1"]
     _, out, _ = cli([runs, "--format", "csv", "--top", "2"], capsys)
     assert [r["best_test_acc"] for r in parse_csv(out)] == ["0.98", "0.97"]
@@ -175,7 +186,7 @@ def test_sort_top_and_filter(runs, capsys):
     assert sorted(r["optimizer.lr"] for r in parse_csv(out)) == ["0.05", "0.1"]
     _, out, _ = cli([runs, "--format", "csv", "--filter", "optimizer.lr=0.10"], capsys)  # numbers compare as numbers
     assert len(parse_csv(out)) == 2
-    _, out, _ = cli([runs, "--format", "csv", "--filter", "trainer.batch_size=100"], capsys)  # any config key
+    _, out, _ = cli([runs, "--format", "csv", "--all", "--filter", "trainer.batch_size=100"], capsys)  # any key
     assert len(parse_csv(out)) == 5
     code, _, err = cli([runs, "--filter", "model=vgg11"], capsys)
     assert code == 1 and "No run matches" in err
@@ -205,7 +216,7 @@ def test_table_md_and_json_formats(runs, capsys):
     assert len({len(line) for line in lines[:3]}) == 1  # aligned columns
     _, out, _ = cli([runs, "--format", "md"], capsys)
     assert out.startswith("| run | model | optimizer.lr | status |") and out.splitlines()[1].startswith("|---|")
-    _, out, _ = cli([runs, "--format", "json"], capsys)
+    _, out, _ = cli([runs, "--format", "json", "--all"], capsys)
     data = json.loads(out)
     assert data[0]["best_test_acc"] == 0.98 and data[0]["model"] == "lenet_subset" and data[-1]["status"] == "failed"
     assert all(row["folder"].startswith(str(runs)) for row in data)

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from .. import console
 from ..registry import LOGGERS, ConfigError
 from ..run_folder import DamagedRun, RunFolder
 
@@ -214,11 +215,9 @@ class Loggers:
         self.active.pop(name, None)
         self.missed[name] = reason = one_line(error)
         self.states.setdefault(name, {})["missed"] = reason
-        print(
+        console.warn(
             f"Warning: logger {name} failed ({reason}); the run goes on without it. "
-            f"Log it afterwards: {REPLAY} {self.run.folder} logger={name}",
-            file=sys.stderr,
-            flush=True,
+            f"Log it afterwards: {REPLAY} {self.run.folder} logger={name}"
         )
 
     def _save(self) -> None:

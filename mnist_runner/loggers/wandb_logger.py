@@ -16,6 +16,7 @@ import os
 import uuid
 from pathlib import Path
 
+from .. import console
 from ..registry import ConfigError
 from ..run_folder import ARTIFACTS, CONFIG, HYDRA_DIR, MODEL, PLOTS, STATUSES
 from . import Logger, RunInfo, needs
@@ -87,4 +88,4 @@ class WandbLogger(Logger):
             self.wb.log_artifact(model)
         self.wb.finish(exit_code=0 if status == "completed" else 1)
         if self.state.get("mode") == "offline":
-            print(f"W&B offline run: {self.state['dir']}; send it with: wandb sync {self.state['dir']}", flush=True)
+            console.say(f"W&B offline run: {self.state['dir']}; send it with: wandb sync {self.state['dir']}")

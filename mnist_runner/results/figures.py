@@ -12,11 +12,11 @@ from .table import as_text, setting_columns
 
 
 def legend_labels(runs: list[Run]) -> list[str]:
-    """Each run named by the settings that differ (its folder name when none do)."""
+    """Each run named by the settings that differ and that it has (its folder name when none do)."""
     keys = setting_columns(runs)
     labels = []
     for run in runs:
-        parts = [f"{k}={as_text(run.setting(k))}" for k in keys]
+        parts = [f"{k}={as_text(run.setting(k))}" for k in keys if run.setting(k) is not None]
         labels.append(", ".join(parts) or run.name)
     if len(set(labels)) < len(labels):  # same settings, different runs: say which folder
         labels = [f"{label} ({run.name})" if keys else label for label, run in zip(labels, runs)]
@@ -60,7 +60,8 @@ def plot_groups(groups: list[Group], path: Path, title: str, versus: bool = Fals
     bands = []
     for g in shown:
         left_out = g.excluded()
-        label = f"{g.label} (n={len(g.completed)}" + (f"; left out: {left_out})" if left_out else ")")
+        settings = ", ".join(f"{k}={as_text(v)}" for k, v in g.settings.items() if v is not None) or "all runs"
+        label = f"{settings} (n={len(g.completed)}" + (f"; left out: {left_out})" if left_out else ")")
         curves = [_mean_curve(g, column) for column in ("test_acc", "test_loss")]
         bands.append((label, *curves))
     points = None
