@@ -133,7 +133,7 @@ def plot_loss(steps: list[tuple[int, float]], epochs: list[tuple[int, float, flo
     _save(fig, path)
 
 
-def plot_accuracy(rows: list[dict], path: Path, title: str) -> None:
+def plot_accuracy(rows: list[dict], path: Path, title: str):
     """Train and test accuracy per epoch (rows as in metrics.csv)."""
     fig = figure(figsize=(9, 5.5))
     ax = fig.add_axes(CURVE_AXES)
@@ -163,6 +163,7 @@ def plot_accuracy(rows: list[dict], path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=11, loc="lower right")
     _save(fig, path)
+    return fig
 
 
 def plot_images(
@@ -288,7 +289,7 @@ def _legend_layout(labels: list[str], width: float) -> tuple[list[str], int, flo
     columns (as many as the longest label allows), and the inches it needs. Any number of labels fits."""
     if not labels:
         return [], 1, 0.0
-    fits = max(12, int((width - 0.4 - _HANDLE) / _CHAR))  # characters in one column as wide as the figure
+    fits = max(12, int((width - 0.8 - _HANDLE) / _CHAR))  # characters in one column as wide as the figure
     wrapped = [textwrap.fill(label, fits) for label in labels]
     longest = max(len(line) for label in wrapped for line in label.splitlines())
     columns = max(1, min(len(labels), int((width - 0.4) // (longest * _CHAR + _HANDLE))))
@@ -334,8 +335,8 @@ def plot_overlay(
     path: Path,
     title: str,
     versus: tuple[str, list[tuple[float, float]]] | None = None,
-) -> None:
-    """Test accuracy and test loss per epoch of several runs on shared axes.
+):
+    """Test accuracy and test loss per epoch of several runs on shared axes; returns the figure.
 
     `runs`: (legend label, metrics rows). `versus`: (swept key, [(value, final test acc)]) adds a
     third panel for a sweep over one numeric key. The legend is below the panels, in the room
@@ -359,6 +360,7 @@ def plot_overlay(
         versus_axes(ax, key, [p[0] for p in points], "final test accuracy")
     legend()
     _save(fig, path)
+    return fig
 
 
 def plot_bands(
@@ -366,8 +368,9 @@ def plot_bands(
     path: Path,
     title: str,
     versus: tuple[str, list[tuple[float, float, float]]] | None = None,
-) -> None:
-    """Per group, the mean test accuracy and test loss per epoch with a band of ±1 standard deviation.
+):
+    """Per group, the mean test accuracy and test loss per epoch with a band of ±1 standard deviation; returns
+    the figure.
 
     `groups`: (legend label, accuracy curve, loss curve), each curve (epoch, mean, sd). `versus`: (the
     group key, [(its value, mean final test accuracy, sd)]) adds a third panel. Laid out as plot_overlay.
@@ -395,3 +398,4 @@ def plot_bands(
         versus_axes(axes[2], key, x, "final test accuracy (mean ± 1 sd)")
     legend()
     _save(fig, path)
+    return fig

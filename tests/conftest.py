@@ -137,6 +137,12 @@ def all_data_root(tmp_path_factory) -> Path:
     return root
 
 
+def builtin_entries(registry) -> list[str]:
+    """The registry's own entries, not those of plugin packages installed beside it (so that tests over every
+    entry do not depend on what else is installed)."""
+    return [name for name in registry.list() if registry.module_of(name).split(".")[0] == "mnist_runner"]
+
+
 def compose_config(*overrides: str):
     """The config `python -m mnist_runner OVERRIDES` would run, with Hydra's runtime choices."""
     return copy.deepcopy(_compose(overrides))

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from conftest import EMNIST_BALANCED_CLASSES, ROOT, compose_config, run_in_process, synthetic_digits
+from conftest import EMNIST_BALANCED_CLASSES, ROOT, builtin_entries, compose_config, run_in_process, synthetic_digits
 
 from mnist_runner.data import DATASETS, DataError, load_data
 from mnist_runner.registry import ConfigError
@@ -30,7 +30,7 @@ def test_every_dataset_config_names_a_registry_entry():
         "npz",
         "qmnist",
     ]
-    assert {compose_config(f"dataset={o}").dataset.name for o in options} == set(DATASETS.list())
+    assert {compose_config(f"dataset={o}").dataset.name for o in options} == set(builtin_entries(DATASETS))
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import ROOT, compose_config, run_in_process
+from conftest import ROOT, builtin_entries, compose_config, run_in_process
 from torch.nn import functional as F
 
 from mnist_runner.losses import LOSSES, build_loss, check_fit, logistic_loss, sum_of_squares_loss
@@ -11,7 +11,7 @@ from mnist_runner.registry import ConfigError
 
 def test_every_loss_config_builds_its_registry_entry():
     options = sorted(p.stem for p in (ROOT / "conf" / "loss").glob("*.yaml"))
-    assert options == ["cross_entropy", "logistic", "mse", "sum_of_squares"] == LOSSES.list()
+    assert options == ["cross_entropy", "logistic", "mse", "sum_of_squares"] == builtin_entries(LOSSES)
     for option in options:
         loss = build_loss(compose_config(f"loss={option}").loss)
         assert loss.binary == (option in ("logistic", "sum_of_squares"))

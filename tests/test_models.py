@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import ROOT, compose_config
+from conftest import ROOT, builtin_entries, compose_config
 from torch import nn
 
 from mnist_runner.models import MODELS, build_model, count_parameters
@@ -35,7 +35,7 @@ def build(option: str, input_shape=(1, 28, 28), num_classes=10, *overrides) -> n
 
 def test_every_model_config_has_a_count():
     assert sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml")) == sorted(COUNTS)
-    assert {compose_config(f"model={o}").model.name for o in COUNTS} == set(MODELS.list())
+    assert {compose_config(f"model={o}").model.name for o in COUNTS} == set(builtin_entries(MODELS))
 
 
 @pytest.mark.parametrize("option", sorted(COUNTS))
