@@ -54,7 +54,10 @@ def test_a_value_of_the_wrong_type_is_refused_by_its_entry(overrides, message):
         ("+sed=3", "sed is not a key; did you mean seed?"),
         ("optimizer.moment=0.9", "optimizer.moment is not a key of optimizer=sgd; did you mean optimizer.momentum?"),
         ("+model.width=8", "model.width is not a key of model=lenet_full, which has no keys to set"),
-        ("dataset=emnist +dataset.spilt=letters", "dataset.spilt is not a key of dataset=emnist; did you mean dataset.split?"),
+        (
+            "dataset=emnist +dataset.spilt=letters",
+            "dataset.spilt is not a key of dataset=emnist; did you mean dataset.split?",
+        ),
     ],
 )
 def test_an_unknown_key_names_the_nearest_known_one(cli, override, message):
@@ -203,6 +206,7 @@ def test_predict_inverts_a_dark_digit_on_white_and_says_so(trained, tmp_path, ca
     assert [r["inverted"] for r in straight] == [False] * 4
     assert [r["inverted"] for r in pen] == [True] * 4
     assert pen[0]["inverted_because"] == "its background is light, the training images' dark"
+
     def probabilities(results):
         return [p for r in results for p in r["probabilities"].values()]
 
