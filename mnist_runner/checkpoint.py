@@ -50,6 +50,7 @@ def save_checkpoint(
     optimizer,
     scheduler=None,
     generator: torch.Generator,
+    augment_generator: torch.Generator | None = None,
 ) -> None:
     """Write checkpoints/last.pt whole or not at all."""
     state = {
@@ -59,7 +60,7 @@ def save_checkpoint(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
-        "rng": _rng_state(generator),
+        "rng": _rng_state(generator, augment_generator),
     }
     path = Path(folder) / CHECKPOINT
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -92,22 +93,25 @@ def load_checkpoint(folder: Path, epochs: int) -> dict | None:
     return state
 
 
-def restore(state: dict, *, model, optimizer, scheduler=None, generator: torch.Generator) -> None:
+def restore(
+    state: dict, *, model, optimizer, scheduler=None, generator: torch.Generator, augment_generator=None
+) -> None:
     """Put model, optimizer, scheduler and every generator back as the checkpoint saw them."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     if scheduler is not None and state["scheduler"] is not None:
         scheduler.load_state_dict(state["scheduler"])
-    _set_rng_state(state["rng"], generator)
+    _set_rng_state(state["rng"], generator, augment_generator)
 
 
-def _rng_state(generator: torch.Generator) -> dict:
+def _rng_state(generator: torch.Generator, augment_generator: torch.Generator | None) -> dict:
     """Every generator's state as tensors and plain values (numpy and python states converted)."""
     _, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss_next = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "shuffle": generator.get_state(),
+        "augment": augment_generator.get_state() if augment_generator is not None else None,
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "numpy": {
             "keys": torch.from_numpy(keys.astype(np.int64)),
@@ -119,9 +123,11 @@ def _rng_state(generator: torch.Generator) -> dict:
     }
 
 
-def _set_rng_state(rng: dict, generator: torch.Generator) -> None:
+def _set_rng_state(rng: dict, generator: torch.Generator, augment_generator: torch.Generator | None) -> None:
     torch.set_rng_state(rng["torch"].cpu())
     generator.set_state(rng["shuffle"].cpu())
+    if augment_generator is not None and rng.get("augment") is not None:
+        augment_generator.set_state(rng["augment"].cpu())
     if rng["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
     n = rng["numpy"]
@@ -198,16 +204,21 @@ def already_done(cfg) -> str | None:
     which changes nothing; None when it has epochs to train."""
     folder = RunFolder(str(cfg.resume))
     summary = folder.summary() if folder.is_run else {}
-    done = summary.get("epochs_completed", 0)
-    if summary.get("status") != "completed" or done < cfg.trainer.epochs:
+    done, stopped = summary.get("epochs_completed", 0), summary.get("early_stopping")
+    if summary.get("status") != "completed" or (done < cfg.trainer.epochs and not stopped):
         return None
+    if stopped:
+        return (
+            f"The run in {folder.path} is complete: it stopped early after epoch {stopped['epoch']} "
+            f"({stopped['reason']}); nothing changed."
+        )
     schedule = OmegaConf.select(cfg, "scheduler.name")
     if schedule in ("onecycle", "cosine"):
-        longer = f"its scheduler={schedule} spans exactly these epochs, so train a new run to train longer"
+        longer = f"Its scheduler={schedule} spans exactly these epochs: to train longer, start a new run"
     else:
         from .config import resume_command
 
-        longer = f"to train it longer: {resume_command(folder.path)} trainer.epochs={done + 10}"
+        longer = f"To train it longer: {resume_command(folder.path)} trainer.epochs={done + 10}"
     return f"The run in {folder.path} is complete ({done} of {cfg.trainer.epochs} epochs); nothing changed. {longer}"
 
 

@@ -18,6 +18,7 @@ from .run_folder import LOG
 
 _log = logging.getLogger("mnist_runner")
 _log.propagate = False  # printed here already: not again by Hydra's console handler
+_log.addHandler(logging.NullHandler())  # nor by logging's last resort when no run is being logged
 _log.setLevel(logging.INFO)
 
 

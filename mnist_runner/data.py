@@ -181,13 +181,18 @@ class Data:
         """Training batches in one pass over the training split (the last one may be short)."""
         return -(-len(self.train) // batch_size)
 
-    def prepare(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images -> normalized float32, on the device (in place after the conversion)."""
-        x = images.float().mul_(1.0 / (255.0 * self.std))
-        return x.sub_(self.mean / self.std) if self.mean else x
+    def prepare(self, images: torch.Tensor, augment=None) -> torch.Tensor:
+        """uint8 images -> normalized float32, on the device (in place after the conversion). `augment`
+        (a training batch's): a function of the batch scaled to [0, 1], applied before normalizing."""
+        if augment is None:
+            x = images.float().mul_(1.0 / (255.0 * self.std))
+            return x.sub_(self.mean / self.std) if self.mean else x
+        x = augment(images.float().mul_(1.0 / 255.0))  # zero, the padding, is black only before normalizing
+        return x.sub_(self.mean).mul_(1.0 / self.std) if self.mean or self.std != 1.0 else x
 
-    def batches(self, split: Split, batch_size: int, generator: torch.Generator | None = None):
-        """Yield (inputs, labels) batches; shuffled when a seeded generator is given."""
+    def batches(self, split: Split, batch_size: int, generator: torch.Generator | None = None, augment=None):
+        """Yield (inputs, labels) batches; shuffled when a seeded generator is given, distorted by `augment`
+        (Augmentation.batch) when given."""
         n = len(split)
         order = None
         if generator is not None:
@@ -199,7 +204,7 @@ class Data:
             else:
                 index = order[start : start + batch_size]  # index_select: ~10x faster than images[index] on CPU
                 images, labels = split.images.index_select(0, index), split.labels.index_select(0, index)
-            yield self.prepare(images), labels
+            yield self.prepare(images, augment), labels
 
 
 def background(pixels) -> str:

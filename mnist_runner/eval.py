@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from .hydra_errors import user_wants_traceback
 from .registry import ConfigError, DataError
-from .run_folder import CHECKPOINT, EVAL, MODEL, DamagedRun, RunFolder
+from .run_folder import BEST_MODEL, CHECKPOINT, EVAL, MODEL, DamagedRun, RunFolder
 
 
 @dataclass
@@ -42,8 +42,10 @@ class TrainedRun:
         return str((self.summary.get("choices") or {}).get("dataset") or self.cfg.dataset.name)
 
 
-def load_trained(folder) -> TrainedRun:
-    """The run in `folder` with its weights loaded; ConfigError for a folder that is no run or has no weights."""
+def load_trained(folder, weights: str = "final") -> TrainedRun:
+    """The run in `folder` with its weights loaded: `final` (model.pt, else the last checkpoint's) or `best`
+    (model_best.pt, the best epoch on the monitored metric); ConfigError for a folder that is no run or has
+    no such weights."""
     import torch
 
     from . import plugins
@@ -58,7 +60,15 @@ def load_trained(folder) -> TrainedRun:
     except DamagedRun as e:
         raise DataError(f"{folder.path}: {e}") from None
     plugins.load(cfg.get("plugins"))
-    weights = folder.weights()
+    if weights == "best":
+        weights = BEST_MODEL
+        if not folder.file(BEST_MODEL).is_file():
+            raise ConfigError(
+                f"--weights best: {folder.path} has no {BEST_MODEL}: the run monitored no metric (trainer.monitor; "
+                "auto monitors val_acc only with dataset.val_fraction); give --weights final"
+            )
+    else:
+        weights = folder.weights()
     if weights is None:
         raise ConfigError(
             f"{folder.path} has no trained weights (no {MODEL}, no {CHECKPOINT}): the run did not complete an "
@@ -169,19 +179,19 @@ def _compose_dataset(name: str, overrides: list[str], config_dirs: list[str]):
 # --- evaluating ----------------------------------------------------------------------------------
 
 
-def evaluate_run(folder, overrides: list[str] = (), config_dirs: list[str] = ()) -> Path:
-    """Evaluate the run in `folder` as `overrides` say; returns the folder the results went to."""
-    import torch
+def evaluate_run(folder, overrides: list[str] = (), config_dirs: list[str] = (), weights: str = "final") -> Path:
+    """Evaluate the run in `folder` (its `weights`: final or best) as `overrides` say; returns the folder the
+    results went to."""
 
     from . import plots
     from .data import load_data
     from .devices import resolve_device
     from .files import write_atomic, write_json
     from .loops import evaluate, predict
-    from .report import confusion_csv
+    from .report import confusion_csv, confusion_matrix, per_class_accuracy
     from .validate import validate
 
-    run = load_trained(folder)
+    run = load_trained(folder, weights)
     dataset_cfg, name, device_type = eval_config(run, list(overrides), list(config_dirs))
     full = OmegaConf.create(OmegaConf.to_container(run.cfg))
     full.dataset, full.device = dataset_cfg, {"type": device_type}
@@ -204,13 +214,8 @@ def evaluate_run(folder, overrides: list[str] = (), config_dirs: list[str] = ())
     batch = int(run.cfg.trainer.eval_batch_size)
     loss, accuracy = evaluate(model, data, data.test, loss_fn, batch)
     predicted = predict(model, data, data.test, loss_fn, batch)
-    truth = data.test.labels.cpu()
-    k = data.num_classes
-    matrix = torch.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
-    totals = matrix.sum(dim=1)
-    per_class = {
-        c: (matrix[i, i].item() / totals[i].item() if totals[i] else None) for i, c in enumerate(data.class_names)
-    }
+    matrix = confusion_matrix(data.test.labels.cpu(), predicted, data.num_classes)
+    per_class = per_class_accuracy(matrix, data.class_names)
     out = _new_folder(RunFolder(folder).file(EVAL), f"{name}-{time.strftime('%Y-%m-%d_%H-%M-%S')}")
     result = {
         "run": str(Path(folder).resolve()),
@@ -261,6 +266,13 @@ def parser() -> argparse.ArgumentParser:
         help="dataset=NAME (default: the run's own), dataset.KEY=VALUE, device=TYPE (default auto)",
     )
     p.add_argument(
+        "--weights",
+        choices=["final", "best"],
+        default="final",
+        help="final: the run's last weights (model.pt, else its last checkpoint's; the default); best: "
+        "model_best.pt, the best epoch on the run's monitored metric (trainer.monitor)",
+    )
+    p.add_argument(
         "--config-dir", action="append", default=[], metavar="DIR", help="also look for dataset/NAME.yaml in DIR"
     )
     return p
@@ -270,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser().parse_args(argv)
     try:
-        evaluate_run(args.folder, args.overrides, args.config_dir)
+        evaluate_run(args.folder, args.overrides, args.config_dir, args.weights)
     except (ConfigError, DataError) as e:
         if user_wants_traceback():
             raise

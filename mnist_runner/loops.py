@@ -77,6 +77,7 @@ def train_one_epoch(
     first_step: int = 0,
     progress: bool = False,
     description: str = "",
+    augment=None,
 ) -> EpochStats:
     model.train()
     device = data.train.labels.device
@@ -97,7 +98,7 @@ def train_one_epoch(
             logged.append((at, value))
             bar.set_postfix(loss=f"{value:.4f}", refresh=False)
 
-    for inputs, labels in data.batches(data.train, batch_size, generator):
+    for inputs, labels in data.batches(data.train, batch_size, generator, augment):
         logits = model(inputs)
         loss = loss_fn(logits, labels)
         optimizer.zero_grad(set_to_none=True)

@@ -4,9 +4,11 @@ import os
 from pathlib import Path
 
 import torch
+from omegaconf import OmegaConf
 from torch import nn
 
 from . import console
+from .augment import Augmentation
 from .files import write_atomic
 from .run_folder import CONFUSION, PLOTS, STEPS, RunFolder
 
@@ -91,6 +93,8 @@ class RunReport:
         self.folder, self.data, self.model, self.loss_fn, self.title = RunFolder(out), data, model, loss_fn, title
         self.batch_size, self.eval_batch_size = cfg.trainer.batch_size, cfg.trainer.eval_batch_size
         self.draw = bool(cfg.get("report", {}).get("plots", True))
+        self.augment = Augmentation.of(cfg.get("augment"), data.train.images.device, int(cfg.seed))  # for samples.png
+        self.augment_name = OmegaConf.select(cfg, "augment.name", default="none")
         self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
         self.steps_log = MetricsLog(self.folder.file(STEPS), STEP_COLUMNS)
         self.loggers = loggers.start(cfg, self.folder.path, choices, overrides)  # logger=...: docs/trackers.md
@@ -116,6 +120,7 @@ class RunReport:
             predicted = self._predict() if completed else None
             if predicted is not None:
                 self._write_confusion(predicted)
+                summary["per_class_test_acc"] = per_class_accuracy(self.confusion(predicted), self.data.class_names)
             if self.draw and rows:
                 self._draw(rows, predicted)
         except Exception as e:  # a plotting problem must not turn a finished run into a failed one
@@ -128,9 +133,7 @@ class RunReport:
         return predict(self.model, self.data, self.data.test, self.loss_fn, self.eval_batch_size)
 
     def confusion(self, predicted: torch.Tensor) -> torch.Tensor:
-        k = self.data.num_classes
-        truth = self.data.test.labels.cpu()
-        return torch.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
+        return confusion_matrix(self.data.test.labels.cpu(), predicted, self.data.num_classes)
 
     def _write_confusion(self, predicted: torch.Tensor) -> None:
         write_atomic(self.folder.file(CONFUSION), confusion_csv(self.confusion(predicted), self.data.class_names))
@@ -149,11 +152,15 @@ class RunReport:
             return
         names = self.data.class_names
         train, test = self.data.train, self.data.test
+        samples, what = train.images[:GRID], "Training images"
+        if self.augment is not None:  # as training saw them: distorted (drawn by a generator of its own)
+            samples = self.augment.batch(samples.float() / 255).mul_(255).round_().to(torch.uint8)
+            what = f"Augmented training images (augment={self.augment_name})"
         plots.plot_images(
-            _pixels(train.images[:GRID]),
+            _pixels(samples),
             [f"label: {names[i]}" for i in train.labels[:GRID].tolist()],
             folder / "samples.png",
-            f"Training images and their labels: {title}",
+            f"{what} and their labels: {title}",
         )
         truth = test.labels.cpu()
         first = torch.arange(min(GRID, len(truth)))
@@ -189,6 +196,17 @@ class RunReport:
             title,
             wrong=[a != b for a, b in zip(p, t)],
         )
+
+
+def confusion_matrix(truth: torch.Tensor, predicted: torch.Tensor, k: int) -> torch.Tensor:
+    """(k, k) counts on the CPU: row = true class, column = predicted class."""
+    return torch.bincount(truth * k + predicted, minlength=k * k).reshape(k, k)
+
+
+def per_class_accuracy(matrix: torch.Tensor, names: list[str]) -> dict:
+    """Each class's share of its test examples predicted right (None for a class with none), by name."""
+    totals = matrix.sum(dim=1)
+    return {name: (matrix[i, i].item() / totals[i].item() if totals[i] else None) for i, name in enumerate(names)}
 
 
 def _pixels(images: torch.Tensor):

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from . import console
+from .augment import Augmentation
 from .checkpoint import load_checkpoint, restore, save_atomic, save_checkpoint, truncate_csv
 from .data import Data, background, load_data
 from .devices import resolve_device
@@ -30,10 +31,11 @@ from .files import write_atomic
 from .loops import Diverged, EpochStats, evaluate, train_one_epoch
 from .losses import build_loss, check_fit
 from .models import build_model, count_parameters
+from .monitor import Monitor
 from .optim import build_optimizer, build_scheduler
 from .registry import ConfigError
 from .report import METRIC_COLUMNS, MetricsLog, RunReport, model_summary
-from .run_folder import METRICS, MODEL, MODEL_SUMMARY, STEPS, DamagedRun, RunFolder, new_summary
+from .run_folder import BEST_MODEL, METRICS, MODEL, MODEL_SUMMARY, STEPS, DamagedRun, RunFolder, new_summary
 from .speed import Speed
 from .speed import configure as configure_speed
 from .validate import validate
@@ -68,7 +70,18 @@ class Parts:
     optimizer: torch.optim.Optimizer
     schedule: object  # a scheduler wrapper, or None
     generator: torch.Generator  # the training order's random numbers
+    augmentation: Augmentation | None  # the training batches' distortions (None: augment=none)
     steps_per_epoch: int
+
+    def state(self) -> dict:
+        """What a checkpoint saves and restores (checkpoint.save_checkpoint, restore)."""
+        return {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "scheduler": self.schedule,
+            "generator": self.generator,
+            "augment_generator": self.augmentation.generator if self.augmentation else None,
+        }
 
 
 def build(cfg, choices: dict, resumed_threads: int | None = None) -> Parts:
@@ -89,14 +102,18 @@ def build(cfg, choices: dict, resumed_threads: int | None = None) -> Parts:
     steps_per_epoch = data.steps_per_epoch(cfg.trainer.batch_size)
     schedule = build_scheduler(cfg.scheduler, optimizer, cfg.trainer.epochs, steps_per_epoch)
     generator = torch.Generator().manual_seed(cfg.seed)
-    return Parts(device, speed, data, model, forward, loss_fn, optimizer, schedule, generator, steps_per_epoch)
+    augmentation = Augmentation.of(cfg.get("augment"), data.train.images.device, cfg.seed)
+    return Parts(
+        device, speed, data, model, forward, loss_fn, optimizer, schedule, generator, augmentation, steps_per_epoch
+    )
 
 
-EpochHook = Callable[[int, EpochStats, dict], None]
+EpochHook = Callable[[int, EpochStats, dict], bool | None]
 
 
 def fit(parts: Parts, trainer, first_epoch: int, on_epoch: EpochHook) -> None:
-    """Train epochs `first_epoch`..`trainer.epochs`; after each, `on_epoch(epoch, train_stats, row)`."""
+    """Train epochs `first_epoch`..`trainer.epochs`; after each, `on_epoch(epoch, train_stats, row)`, which
+    returns True to stop there (early stopping)."""
     data, forward, loss_fn, optimizer = parts.data, parts.forward, parts.loss_fn, parts.optimizer
     progress = trainer.progress and sys.stderr.isatty()  # a bar on a terminal; in a log file the epoch lines say it
     for epoch in range(first_epoch, trainer.epochs + 1):
@@ -113,6 +130,7 @@ def fit(parts: Parts, trainer, first_epoch: int, on_epoch: EpochHook) -> None:
             first_step=(epoch - 1) * parts.steps_per_epoch,
             progress=progress,
             description=f"epoch {epoch}/{trainer.epochs}",
+            augment=parts.augmentation.batch if parts.augmentation else None,
         )
         test_loss, test_acc = evaluate(forward, data, data.test, loss_fn, trainer.eval_batch_size)
         if not math.isfinite(test_loss):  # would make summary.json invalid JSON (NaN)
@@ -130,7 +148,8 @@ def fit(parts: Parts, trainer, first_epoch: int, on_epoch: EpochHook) -> None:
             row["val_loss"], row["val_acc"] = evaluate(forward, data, data.val, loss_fn, trainer.eval_batch_size)
         if parts.schedule is not None:
             parts.schedule.end_epoch()
-        on_epoch(epoch, train, row)
+        if on_epoch(epoch, train, row):
+            return
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -160,6 +179,7 @@ class RunRecord:
         self.folder, self.summary = folder, summary
         self.rows: list[dict] = []
         self.report: RunReport | None = None
+        self.monitor = Monitor(None)
         self.started = time.time()
         self.earlier: list[float] = []  # the wall seconds of a resumed run's earlier sessions
 
@@ -187,14 +207,13 @@ class RunRecord:
             summary.update(status="failed", error=f"{type(e).__name__}: {e}")
             raise
         finally:
-            summary.update(summarize(self.rows))
+            summary.update(summarize(self.rows), **self.monitor.record(self.rows))
             sessions = [*self.earlier, round(time.time() - self.started, 2)]
             summary.update(wall_seconds=round(sum(sessions), 2), wall_seconds_sessions=sessions)
             self.save()
             if self.report is not None:
-                self.report.finish(self.rows, summary)
-                if "loggers" in summary:  # whether each logger logged the run (docs/trackers.md)
-                    self.save()
+                self.report.finish(self.rows, summary)  # adds per_class_test_acc and the loggers' record
+                self.save()
 
 
 def run(
@@ -227,6 +246,7 @@ def run(
         with record.ending():
             parts = build(cfg, choices, resumed_threads)
             model, data = parts.model, parts.data
+            record.monitor = Monitor.of(cfg.trainer, data.val is not None)
             record.summary.update(
                 device=str(parts.device),
                 speed=parts.speed.as_dict(),
@@ -242,44 +262,49 @@ def run(
             record.report = RunReport(out, cfg, data, model, parts.loss_fn, choices, overrides, _title(choices))
             epoch = 0
             if state is not None:  # continue after the last completed epoch, exactly as if never stopped
-                restore(
-                    state, model=model, optimizer=parts.optimizer, scheduler=parts.schedule, generator=parts.generator
-                )
+                restore(state, **parts.state())
                 epoch, record.rows = state["epoch"], state["rows"]
                 record.summary["epochs_completed"] = epoch
             truncate_csv(folder.file(METRICS), "epoch", epoch)  # rows written after the checkpoint are redone
             truncate_csv(folder.file(STEPS), "step", epoch * parts.steps_per_epoch)
             val_columns = ["val_loss", "val_acc"] if data.val is not None else []
             metrics = MetricsLog(folder.file(METRICS), METRIC_COLUMNS + val_columns)
-            epochs = cfg.trainer.epochs
-
-            def epoch_done(epoch: int, train: EpochStats, row: dict) -> None:
-                metrics.append(row)
-                record.rows.append(row)
-                record.report.epoch_end(train, row)
-                save_checkpoint(
-                    out,
-                    epoch=epoch,
-                    step=epoch * parts.steps_per_epoch,
-                    rows=record.rows,
-                    model=model,
-                    optimizer=parts.optimizer,
-                    scheduler=parts.schedule,
-                    generator=parts.generator,
-                )
-                record.epoch_done(epoch)
-                console.say(
-                    f"epoch {epoch}/{epochs}  train loss {train.loss:.4f} acc {train.acc:.4f}  "
-                    f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  lr {row['lr']:.4g}  "
-                    f"{row['epoch_seconds']:.1f}s"
-                )
-                if on_epoch is not None:
-                    on_epoch(epoch, train, row)
-
-            fit(parts, cfg.trainer, epoch + 1, epoch_done)
+            fit(parts, cfg.trainer, epoch + 1, EpochEnd(parts, record, metrics, on_epoch))
             save_atomic(model.state_dict(), folder.file(MODEL))
         console.say(f"Output folder: {out.resolve()}")
         return record.summary.get("best_test_acc", 0.0)
+
+
+class EpochEnd:
+    """What happens after each epoch, in an order a kill at any moment leaves consistent: the row to
+    metrics.csv, the logged steps and the trackers, the best weights when the epoch improved on the
+    monitored metric, the checkpoint, summary.json, the console line; True when the run stops early."""
+
+    def __init__(self, parts: Parts, record: RunRecord, metrics: MetricsLog, then: EpochHook | None = None):
+        self.parts, self.record, self.metrics, self.then = parts, record, metrics, then
+
+    def __call__(self, epoch: int, train: EpochStats, row: dict) -> bool:
+        parts, record, folder = self.parts, self.record, self.record.folder
+        self.metrics.append(row)
+        record.rows.append(row)
+        record.report.epoch_end(train, row)
+        if record.monitor.best(record.rows) is row:  # before the checkpoint: a resume never lacks these weights
+            save_atomic(parts.model.state_dict(), folder.file(BEST_MODEL))
+        save_checkpoint(folder.path, epoch=epoch, step=epoch * parts.steps_per_epoch, rows=record.rows, **parts.state())
+        stop = record.monitor.stop(record.rows)
+        if stop:
+            record.summary["early_stopping"] = {"epoch": epoch, "reason": stop}
+        record.epoch_done(epoch)
+        console.say(
+            f"epoch {epoch}/{record.summary['epochs_target']}  train loss {train.loss:.4f} acc {train.acc:.4f}  "
+            f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  lr {row['lr']:.4g}  "
+            f"{row['epoch_seconds']:.1f}s"
+        )
+        if stop:
+            console.say(f"Stopped early after epoch {epoch}: {stop}")
+        if self.then is not None:
+            self.then(epoch, train, row)
+        return bool(stop)
 
 
 def _check(cfg, record: RunRecord, resumed_with: list[str] | None) -> tuple[dict | None, dict]:

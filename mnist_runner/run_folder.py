@@ -28,6 +28,7 @@ SUMMARY = "summary.json"
 METRICS = "metrics.csv"
 STEPS = "train_steps.csv"
 MODEL = "model.pt"  # the final weights
+BEST_MODEL = "model_best.pt"  # the weights of the best epoch on the monitored metric (monitor.py)
 CHECKPOINT = "checkpoints/last.pt"  # the state after the last completed epoch
 MODEL_SUMMARY = "model_summary.txt"
 LOG = "mnist_runner.log"  # what the run said (console.py), and Hydra's log of the job

@@ -20,10 +20,12 @@ import difflib
 
 from omegaconf import OmegaConf
 
+from .monitor import CHOICES as MONITOR_CHOICES
 from .registry import ConfigError
 from .rules import (
     ANY,
     BOOLEAN,
+    NON_NEGATIVE,
     POSITIVE,
     TEXT,
     UNIT_OPEN,
@@ -53,6 +55,9 @@ SHARED: dict[str, Rule] = {
         "true, false or a torch.compile mode: " + ", ".join(COMPILE_MODES),
     ),
     "trainer.amp": BOOLEAN,
+    "trainer.monitor": one_of(*MONITOR_CHOICES),
+    "trainer.early_stopping.patience": optional(integer(1), "no early stopping"),
+    "trainer.early_stopping.min_delta": NON_NEGATIVE,
     "report.plots": BOOLEAN,
     "dataset.root": TEXT,
     "dataset.download": BOOLEAN,
@@ -65,8 +70,8 @@ SHARED: dict[str, Rule] = {
     "dataset.val_fraction": Rule(lambda v: v == 0 or UNIT_OPEN.ok(v), "a number in (0, 1), or 0 for none"),
     "device.type": one_of("auto", "cpu", "cuda", "mps"),
 }
-OWN_GROUPS = ("trainer", "report")  # groups whose keys are all in SHARED
-TOP_LEVEL = ("seed", "resume", "plugins", "trainer", "report", "device", "logger")  # besides the registry groups
+OWN_GROUPS = ("trainer", "report", "augment")  # groups whose keys the runner owns (SHARED's, augment.py's)
+TOP_LEVEL = ("seed", "resume", "plugins", "trainer", "report", "augment", "device", "logger")  # and the registries
 _ABSENT = object()
 
 
@@ -97,26 +102,43 @@ def validate(cfg) -> None:
     for group, (registry, passed) in _registries().items():
         _check_entry(cfg, group, registry, passed)
     _check_classes(cfg)
+    from .monitor import Monitor
+
+    Monitor.of(cfg.trainer, bool(OmegaConf.select(cfg, "dataset.val_fraction", default=0)))  # a metric it will have
+    if OmegaConf.select(cfg, "augment") is not None:
+        from .augment import Augment
+
+        Augment.from_config(_value(cfg, "augment"))  # its strengths' rules (augment.py)
     from .devices import resolve_device
 
     resolve_device(cfg.device.type)
 
 
 def _keys(cfg) -> list[str]:
-    """The keys validate knows of: the top level's, the runner's own groups' (dotted) and each entry's."""
+    """The keys validate knows of: the top level's, the runner's own groups' (dotted, to the leaves) and each
+    entry's options."""
     keys = [str(k) for k in cfg.keys() if k != "hydra"]
     for group in (*OWN_GROUPS, *_registries()):
         node = OmegaConf.select(cfg, group)
         if OmegaConf.is_dict(node):
-            keys += [f"{group}.{k}" for k in node.keys()]
+            keys += _dotted(node, group) if group in OWN_GROUPS else [f"{group}.{k}" for k in node.keys()]
+    return keys
+
+
+def _dotted(node, prefix: str) -> list[str]:
+    keys = []
+    for key, value in node.items_ex(resolve=False):
+        name = f"{prefix}.{key}"
+        keys += _dotted(value, name) if OmegaConf.is_dict(value) else [name]
     return keys
 
 
 def known_keys(cfg) -> set[str]:
     """Every key the composed config may have: the top level's, SHARED's, and the chosen entries' options."""
+    from .augment import Augment
     from .plugins import SHARED_DATASET_KEYS, builder_options
 
-    known = {*TOP_LEVEL, *_registries(), *SHARED, *(k.split(".")[0] for k in SHARED)}
+    known = {*TOP_LEVEL, *_registries(), *SHARED, *(f"augment.{f}" for f in ("name", *Augment.__dataclass_fields__))}
     for group, (registry, passed) in _registries().items():
         name = _value(cfg, f"{group}.name")
         known.add(f"{group}.name")

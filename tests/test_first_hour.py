@@ -157,6 +157,8 @@ def test_no_progress_bar_off_a_terminal_and_the_log_holds_what_the_console_showe
     args = [sys.executable, "-m", "mnist_runner", "trainer.epochs=2", "device=cpu", "trainer.threads=1"]
     result = subprocess.run([*args, "+trainer.bogus=1"], cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode == 2  # (an unknown key, to see that a refused run leaves no log either)
+    assert result.stderr == "Error: trainer.bogus is not a key; its keys are: " + result.stderr.split(": ", 2)[2]
+    assert len(result.stderr.splitlines()) == 1  # once: not again by logging's last resort
     assert not (tmp_path / "outputs").exists()
     result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
