@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 import pytest
-from conftest import compose_config
 import torch
+from conftest import compose_config
 from omegaconf import OmegaConf
 from scipy.ndimage import gaussian_filter1d
 from torch.nn import functional as F
