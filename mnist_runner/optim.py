@@ -12,7 +12,7 @@ import torch
 from torch.optim import lr_scheduler
 
 from .registry import OPTIMIZERS, SCHEDULERS, ConfigError
-from .rules import BETAS, NON_NEGATIVE, POSITIVE, UNIT_HALF_OPEN, UNIT_OPEN, integer, number, one_of, show
+from .rules import BETAS, NON_NEGATIVE, POSITIVE, UNIT_HALF_OPEN, UNIT_OPEN, Rule, integer, number, one_of, show
 
 
 def build_optimizer(cfg, params) -> torch.optim.Optimizer:
@@ -92,6 +92,35 @@ def no_schedule(optimizer, epochs, steps_per_epoch):
 @SCHEDULERS.register(rules={"step_size": integer(1), "gamma": POSITIVE})
 def step(optimizer, epochs, steps_per_epoch, step_size=10, gamma=0.1):
     return Schedule(lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma), "epoch")
+
+
+def _one_factor_per_stage(options: dict) -> None:
+    milestones, factors = options.get("milestones"), options.get("factors")
+    if not (isinstance(milestones, list) and isinstance(factors, list) and len(factors) == len(milestones) + 1):
+        raise ConfigError(
+            f"scheduler.factors={show(factors)} is not allowed with scheduler.milestones={show(milestones)}: it needs "
+            "one factor per stage, one more than the milestones"
+        )
+    if milestones != sorted(set(milestones)):
+        raise ConfigError(f"scheduler.milestones={show(milestones)} is not allowed; it must be increasing epochs")
+
+
+@SCHEDULERS.register(
+    rules={
+        "milestones": Rule(
+            lambda v: isinstance(v, list) and all(isinstance(m, int) and m >= 1 for m in v), "a list of epochs >= 1"
+        ),
+        "factors": Rule(lambda v: isinstance(v, list) and all(POSITIVE.ok(f) for f in v), "a list of numbers > 0"),
+    },
+    check=_one_factor_per_stage,
+)
+def steps(optimizer, epochs, steps_per_epoch, milestones=(), factors=(1.0,)):
+    """A table of learning rates by stage: the optimizer's lr times factors[0] until epoch milestones[0],
+    then times factors[1], ... (LeCun et al. 1998's global learning-rate schedule, section V.B)."""
+    import bisect
+
+    milestones, factors = list(milestones), list(factors)
+    return Schedule(lr_scheduler.LambdaLR(optimizer, lambda e: factors[bisect.bisect_right(milestones, e)]), "epoch")
 
 
 @SCHEDULERS.register(rules={"gamma": POSITIVE})

@@ -158,8 +158,37 @@ def assert_training_lowered_the_loss(run: Path) -> None:
     assert first - second > 1e-3, f"training loss {first} -> {second}"
 
 
-def test_every_preset_is_in_the_table():
-    assert options("experiment") == sorted(SEEDS) == sorted(SEED_NUMBERS)
+# The classic MNIST results (issue 20, docs/reproducing.md): preset -> (model, parameters, augment, the
+# paper's test error in %).
+CLASSIC = {
+    "lecun1998_lenet5": ("lenet5_1998", 60_850, "none", 0.95),
+    "lecun1998_lenet5_distortions": ("lenet5_1998", 60_850, "affine", 0.8),
+    "lecun1998_mlp_300_100": ("mlp", 266_610, "none", 3.05),
+    "lecun1998_mlp_500_150": ("mlp", 469_160, "none", 2.95),
+    "simard2003_mlp800": ("mlp", 636_010, "none", 1.6),
+    "simard2003_mlp800_affine": ("mlp", 636_010, "affine", 1.1),
+    "simard2003_mlp800_elastic": ("mlp", 636_010, "elastic", 0.7),
+    "simard2003_cnn_affine": ("simard2003_cnn", 132_540, "affine", 0.6),
+    "simard2003_cnn_elastic": ("simard2003_cnn", 132_540, "elastic", 0.4),
+}
+
+
+def test_every_preset_is_in_a_table():
+    assert options("experiment") == sorted([*SEEDS, *CLASSIC]) and sorted(SEEDS) == sorted(SEED_NUMBERS)
+
+
+@pytest.mark.parametrize("preset", sorted(CLASSIC))
+def test_classic_preset_has_its_papers_network_and_distortions(preset):
+    from mnist_runner.models import build_model, count_parameters
+
+    model, params, augment, error = CLASSIC[preset]
+    cfg = compose_config(f"experiment={preset}")
+    assert (cfg.model.name, cfg.augment.name, cfg.loss.name) == (model, augment, "cross_entropy")
+    assert count_parameters(build_model(cfg.model, (1, 28, 28), 10))["total"] == params
+    text = (ROOT / "conf" / "experiment" / f"{preset}.yaml").read_text()
+    assert f"{error}%" in text  # the preset names the paper's number
+    if augment == "elastic":
+        assert (cfg.augment.alpha, cfg.augment.sigma, cfg.augment.rotation) == (34, 4.0, 0)  # Simard's, alone
 
 
 @pytest.mark.parametrize("preset", sorted(SEEDS))

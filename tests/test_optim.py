@@ -33,7 +33,7 @@ def test_every_optimizer_config_builds_its_torch_class_with_its_settings(option)
 
 def test_optimizer_and_scheduler_configs_match_the_registries():
     assert options("optimizer") == builtin_entries(OPTIMIZERS) == sorted(OPTIMIZER_CLASSES)
-    assert options("scheduler") == SCHEDULERS.list() == ["cosine", "exponential", "none", "onecycle", "step"]
+    assert options("scheduler") == SCHEDULERS.list() == ["cosine", "exponential", "none", "onecycle", "step", "steps"]
     assert compose_config().scheduler.name == "none"
 
 

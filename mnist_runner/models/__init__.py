@@ -50,4 +50,4 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
 
 
 # Importing the modules registers their models.
-from . import cnn, lenet, linear, mlp, vgg  # noqa: E402,F401
+from . import classic, cnn, lenet, linear, mlp, vgg  # noqa: E402,F401

@@ -12,8 +12,9 @@ from torch import nn
 from ..registry import ConfigError
 from ..rules import UNIT_HALF_OPEN, Rule, one_of, show
 from . import MODELS
+from .classic import ScaledTanh
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "scaled_tanh": ScaledTanh}  # scaled: LeCun's 1.7159 tanh(2x/3)
 BATCH_NORM_MODES = ("none", "all", "after_first")
 RULES = {
     "hidden": Rule(
