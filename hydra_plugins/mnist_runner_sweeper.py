@@ -1,4 +1,8 @@
-"""mnist_runner's `hydra/sweeper=basic`: Hydra's basic sweeper, composing each job's config once.
+"""mnist_runner's `hydra/sweeper=basic`: Hydra's basic sweeper, continuing a sweep in its folder and
+composing each job's config once.
+
+A sweep run again into its own folder (`mnist-runner-resume SWEEP`, or the same `hydra.sweep.dir`)
+launches only the jobs that have not finished, under their own job numbers (mnist_runner/continuing.py).
 
 Hydra's sweeper composes every job of a batch before it launches any (`validate_batch_is_legal`: a
 bad override stops the sweep before the first job trains), and Hydra's in-process launcher then
@@ -13,6 +17,8 @@ mnist_runner/config.py stores this one under the name `basic`, Hydra's default.
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.types import HydraContext
+
+from mnist_runner.continuing import Unfinished
 
 IN_PROCESS_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 KEPT = 64  # configs kept from a batch's check for its launch, about 0.4 MB each; later jobs compose twice
@@ -38,6 +44,7 @@ class Sweeper(BasicSweeper):
             loader = ComposedOnce(hydra_context.config_loader)
             hydra_context = HydraContext(config_loader=loader, callbacks=hydra_context.callbacks)
         super().setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.launcher = Unfinished(self.launcher, config, hydra_context.config_loader)
 
     def validate_batch_is_legal(self, batch) -> None:
         loader = self.hydra_context.config_loader

@@ -106,6 +106,9 @@ def setup() -> None:
         node={"_target_": "hydra_plugins.mnist_runner_sweeper.Sweeper", "max_batch_size": None, "params": None},
         provider="mnist_runner",
     )
+    from hydra_plugins.mnist_runner_optuna import OptunaConf
+
+    store.store(group="hydra/sweeper", name="optuna", node=OptunaConf, provider="mnist_runner")  # search.py
     if importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher"):  # the extra `sweep` is installed
         from . import cluster
 

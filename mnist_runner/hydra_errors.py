@@ -58,7 +58,7 @@ def one_line(error, argv: list[str]) -> str:
         group, _, option = error.missing_cfg_file.rpartition("/")
         return missing_option(group, option, error.options)
     found = re.match(r"Could not override '([^']+)'", str(error))
-    if found and _is_unknown_key(error):
+    if found and _is_unknown_key(error) and not found.group(1).startswith("hydra."):  # the runner's own keys
         return unknown_key(found.group(1), argv)
     text = " ".join(str(error).split("\nConfig search path")[0].split())
     cause = error.__cause__

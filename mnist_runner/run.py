@@ -25,6 +25,7 @@ import torch
 from . import console
 from .augment import Augmentation
 from .checkpoint import load_checkpoint, restore, save_atomic, save_checkpoint, truncate_csv
+from .continuing import this_process
 from .data import Data, background, load_data
 from .devices import resolve_device
 from .files import write_atomic
@@ -36,6 +37,7 @@ from .optim import build_optimizer, build_scheduler
 from .registry import ConfigError
 from .report import METRIC_COLUMNS, MetricsLog, RunReport, model_summary
 from .run_folder import BEST_MODEL, METRICS, MODEL, MODEL_SUMMARY, STEPS, DamagedRun, RunFolder, new_summary
+from .search import Reporter
 from .speed import Speed
 from .speed import configure as configure_speed
 from .validate import validate
@@ -195,7 +197,7 @@ class RunRecord:
         summary = self.summary
         try:
             yield
-            summary["status"] = "completed"
+            summary["status"] = "pruned" if "pruned" in summary else "completed"
         except Diverged as e:
             e.epoch = summary["epochs_completed"] + 1  # the epoch in progress
             summary.update(status="diverged", error=str(e), diverged={"epoch": e.epoch, "step": e.step})
@@ -235,7 +237,13 @@ def run(
     with console.logged(out):  # what the run says, into its folder's mnist_runner.log too
         folder = RunFolder(out)
         summary = new_summary(
-            choices, overrides, seed=cfg.seed, device=None, versions=versions(), epochs_target=cfg.trainer.epochs
+            choices,
+            overrides,
+            seed=cfg.seed,
+            device=None,
+            versions=versions(),
+            epochs_target=cfg.trainer.epochs,
+            process=this_process(),
         )
         record = RunRecord(folder, summary)
         state, previous = _check(cfg, record, resumed_with)
@@ -282,6 +290,7 @@ class EpochEnd:
 
     def __init__(self, parts: Parts, record: RunRecord, metrics: MetricsLog, then: EpochHook | None = None):
         self.parts, self.record, self.metrics, self.then = parts, record, metrics, then
+        self.reporter = Reporter.of_environment()  # a trial of an Optuna search with a pruner, else None
 
     def __call__(self, epoch: int, train: EpochStats, row: dict) -> bool:
         parts, record, folder = self.parts, self.record, self.record.folder
@@ -294,6 +303,9 @@ class EpochEnd:
         stop = record.monitor.stop(record.rows)
         if stop:
             record.summary["early_stopping"] = {"epoch": epoch, "reason": stop}
+        elif self.reporter is not None and (pruned := self.reporter.report(row)):  # an Optuna trial (search.py)
+            record.summary["pruned"] = {"epoch": epoch, "reason": pruned}
+            stop = f"pruned: {pruned}"
         record.epoch_done(epoch)
         console.say(
             f"epoch {epoch}/{record.summary['epochs_target']}  train loss {train.loss:.4f} acc {train.acc:.4f}  "
@@ -301,7 +313,7 @@ class EpochEnd:
             f"{row['epoch_seconds']:.1f}s"
         )
         if stop:
-            console.say(f"Stopped early after epoch {epoch}: {stop}")
+            console.say(f"Stopped after epoch {epoch}: {stop}")
         if self.then is not None:
             self.then(epoch, train, row)
         return bool(stop)

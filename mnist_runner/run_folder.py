@@ -44,8 +44,10 @@ SWEEP_CONFIG = "multirun.yaml"  # in a sweep folder: the sweep's config
 
 ARTIFACTS = (SUMMARY, METRICS, STEPS, CONFUSION, MODEL_SUMMARY)  # the tables a tracker gets
 
-# How a run ended, or that it has not: summary.json's `status`.
-STATUSES = ("running", "completed", "diverged", "interrupted", "failed")
+# How a run ended, or that it has not: summary.json's `status`. A finished run is a result: continuing a
+# sweep leaves it alone (continuing.py); pruned: an Optuna search stopped it early (hydra_plugins/).
+STATUSES = ("running", "completed", "diverged", "interrupted", "failed", "pruned")
+FINISHED = ("completed", "diverged", "pruned")
 
 _NUMBER = (int, float)
 SUMMARY_TYPES = {

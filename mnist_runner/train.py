@@ -72,17 +72,31 @@ def version_line() -> str:
 
 
 def resume_main() -> None:
-    """`mnist-runner-resume FOLDER [KEY=VALUE ...]`: the same as `mnist-runner resume=FOLDER [KEY=VALUE ...]`."""
+    """`mnist-runner-resume FOLDER [KEY=VALUE ...]`: a run folder is `mnist-runner resume=FOLDER [KEY=VALUE ...]`;
+    a sweep folder is its sweep again, continued (continuing.py)."""
+    from .continuing import sweep_command
+    from .registry import ConfigError
+    from .run_folder import is_sweep
+
     args = sys.argv[1:]
     if not args or args[0].startswith("-"):
         print(
             "usage: mnist-runner-resume FOLDER [KEY=VALUE ...]\n"
-            "Continue the run in FOLDER from its last completed epoch, with the configuration stored in it;\n"
-            "KEY=VALUE may change only what does not change the experiment, e.g. trainer.epochs=20.",
+            "Continue the run in FOLDER from its last completed epoch, with the configuration stored in it, or\n"
+            "the sweep in FOLDER: its finished jobs kept, the others continued or started, with the launcher it\n"
+            "used; KEY=VALUE may change only what does not change the experiment, e.g. trainer.epochs=20 for a\n"
+            "run, hydra/launcher=joblib for a sweep.",
             file=sys.stderr if not args else sys.stdout,
         )
         sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
-    sys.argv = [sys.argv[0], f"resume={args[0]}", *args[1:]]
+    if not is_sweep(args[0]):
+        sys.argv = [sys.argv[0], f"resume={args[0]}", *args[1:]]
+        return main()
+    try:
+        sys.argv = [sys.argv[0], *sweep_command(args[0], args[1:])]
+    except ConfigError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)
     main()
 
 
@@ -166,6 +180,8 @@ def train_config(cfg) -> float:
     multirun = hc.mode == RunMode.MULTIRUN
     with reported(lambda: out, multirun, raising=_captured is not None), signals_interrupt():
         plugins.load(cfg.get("plugins"))  # in every process that runs a job
+        if multirun and not cfg.get("resume") and RunFolder(out).is_run:  # a continued sweep (continuing.py)
+            cfg.resume = str(out)
         if cfg.get("resume"):  # continue that run in its own folder, with its stored config
             resumed_with = overrides
             discard_fresh_folder(out, cfg.resume)  # Hydra's new folder: nothing goes there
