@@ -130,8 +130,21 @@ def sweep_command(folder, overrides: list[str]) -> list[str]:
                 f"compute; only the launcher (hydra/launcher, hydra.launcher.*), hydra.sweeper.n_trials and "
                 f"{', '.join(allowed)} may change"
             )
-    stored = OmegaConf.load(folder / SWEEP_CONFIG).hydra.overrides
-    given = {o.split("=", 1)[0] for o in overrides}
-    own = [o for o in [*stored.hydra, *stored.task] if o.split("=", 1)[0] not in given]
-    own = [o for o in own if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
-    return ["-m", *own, *overrides, f"hydra.sweep.dir={folder}"]
+    hydra = OmegaConf.load(folder / SWEEP_CONFIG).hydra
+    stored = {o.split("=", 1)[0].lstrip("+~"): o for o in hydra.overrides.task}
+    excluded = list(hydra.job.config.override_dirname.exclude_keys)  # what the jobs' folder names leave out
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key.startswith("hydra"):
+            continue
+        if key in stored and stored[key] != override and key not in excluded:
+            raise ConfigError(
+                f"{override} cannot be given when continuing the sweep in {folder}: its jobs' folders are named by "
+                f"{stored[key]}; continue it with that"
+            )
+        excluded.append(key)  # a new setting must not rename the jobs' folders
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    own = [o for o in hydra.overrides.hydra if not o.startswith(("hydra.sweep.dir=", "hydra.mode="))]
+    own += [o for key, o in stored.items() if key not in given]
+    names = f"hydra.job.config.override_dirname.exclude_keys=[{','.join(dict.fromkeys(excluded))}]"
+    return ["-m", *own, *overrides, names, f"hydra.sweep.dir={folder}"]
