@@ -84,10 +84,10 @@ def open_study(storage: str, name: str, direction: str, sampler=None, pruner=Non
 
 
 def distributions(params: dict) -> tuple[dict, dict]:
-    """The search space of `hydra.sweeper.params` (Hydra's sweep syntax, as hydra-optuna-sweeper read it):
-    {key: Optuna distribution} for `interval(a, b)` (a float, or an int when both ends are; `tag(log, ...)`:
-    on a log scale), `choice(...)` or `a,b,c` (categorical), `range(a, b, step)` (ints); and {key: value} for
-    the keys it fixes."""
+    """The search space of `hydra.sweeper.params` (Hydra's sweep syntax, read as hydra-optuna-sweeper did):
+    {key: Optuna distribution} for `interval(a, b)` (floats; `tag(int, ...)`: integers; `tag(log, ...)`: on a
+    log scale; both: `tag(int, log, interval(a, b))`), `choice(...)` or `a,b,c` (categorical), `range(a, b,
+    step)` (integers); and {key: value} for the keys it fixes."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.core.override_parser.types import IntervalSweep, RangeSweep, Transformer
 
@@ -104,9 +104,9 @@ def distributions(params: dict) -> tuple[dict, dict]:
             fixed[key] = override.get_value_element_as_str()
             continue
         value = override.value()
-        if isinstance(value, IntervalSweep):
+        if isinstance(value, IntervalSweep):  # Hydra reads interval's ends as floats: tag(int, ...) for integers
             log = "log" in value.tags
-            if isinstance(value.start, int) and isinstance(value.end, int):
+            if "int" in value.tags:
                 space[key] = optuna.distributions.IntDistribution(int(value.start), int(value.end), log=log)
             else:
                 space[key] = optuna.distributions.FloatDistribution(float(value.start), float(value.end), log=log)

@@ -76,7 +76,7 @@ def resume_main() -> None:
     a sweep folder is its sweep again, continued (continuing.py)."""
     from .continuing import sweep_command
     from .registry import ConfigError
-    from .run_folder import is_sweep
+    from .run_folder import RunFolder, find, is_sweep
 
     args = sys.argv[1:]
     if not args or args[0].startswith("-"):
@@ -89,7 +89,8 @@ def resume_main() -> None:
             file=sys.stderr if not args else sys.stdout,
         )
         sys.exit(0 if args and args[0] in ("-h", "--help") else 2)
-    if not is_sweep(args[0]):
+    folder = RunFolder(args[0])
+    if not is_sweep(folder.path) and (folder.is_run or not find([folder.path])):  # a run (or nothing the runner made)
         sys.argv = [sys.argv[0], f"resume={args[0]}", *args[1:]]
         return main()
     try:
