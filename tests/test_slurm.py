@@ -494,3 +494,75 @@ def test_a_job_at_its_time_limit_is_interrupted_and_continues_with_the_printed_c
     resumed = run_command(continue_command(result.stderr, folder), tmp_path, data_root, f"trainer.epochs={done + 1}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert summary(folder)["status"] == "completed" and len(rows_without_seconds(folder)) == done + 1
+
+
+# --- continuing a whole sweep, and a search of SLURM jobs (issue 19) ---------------------------------
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_slurm
+def test_a_sweep_whose_job_array_was_cancelled_continues_as_a_whole(tmp_path, data_root):
+    proc = start_sweep(tmp_path, data_root, "trainer.epochs=2,60,2", "hydra.launcher.array_parallelism=1")
+    sweep = sweep_of(tmp_path, proc)
+    array = job_id(sweep, 0, proc).split("_")[0]
+    wait_for(lambda: epochs_done(job_folder(sweep, 1)) >= 1, "first epoch of job 1", proc)
+    subprocess.run(["scancel", array], check=True)  # the whole array: job 1 while it trains, job 2 queued
+    result = finish(proc)
+    assert result.returncode == 1 and "2 job(s) failed" in result.stderr, result.stderr[-3000:]
+    done = job_folder(sweep, 0)
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in done.rglob("*") if p.is_file()}
+    epochs_before = summary(job_folder(sweep, 1))["epochs_completed"]
+    resumed = subprocess.run(
+        [sys.executable, "-c", "from mnist_runner.train import resume_main; resume_main()", str(sweep)],
+        cwd=tmp_path,
+        env={**os.environ, "MNIST_RUNNER_DATA": str(data_root)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "Submitit 'slurm'" in resumed.stdout + resumed.stderr  # with the launcher the sweep used
+    assert {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in before} == before  # job 0 untouched
+    continued = summary(job_folder(sweep, 1))
+    assert continued["status"] == "completed" and continued["resumed"][0]["from_epoch"] == epochs_before
+    assert summary(job_folder(sweep, 2))["status"] == "completed"
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+@needs_slurm
+def test_a_search_of_slurm_jobs_prunes_through_a_shared_postgresql_study(tmp_path, data_root):
+    url = os.environ.get("MNIST_RUNNER_POSTGRES")
+    if not url:
+        pytest.skip("no PostgreSQL server: set MNIST_RUNNER_POSTGRES=postgresql://... (.ci/run starts one)")
+    study = f"slurm_{os.getpid()}"
+    proc = start_sweep(
+        tmp_path,
+        data_root,
+        "hydra/sweeper=optuna",
+        f"hydra.sweeper.storage={url}",
+        f"hydra.sweeper.study_name={study}",
+        "hydra.sweeper.pruner=median",
+        "hydra.sweeper.sampler=random",
+        "hydra.sweeper.seed=0",
+        "hydra.sweeper.n_trials=8",
+        "optimizer.lr=choice(0.00001,0.3)",
+        "trainer.epochs=4",
+        "model=mlp_128",
+    )
+    result = finish(proc, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    import optuna
+
+    trials = optuna.load_study(study_name=study, storage=url).get_trials(deepcopy=False)
+    sweep = next((tmp_path / "multirun").glob("*/*"))
+    statuses = {int(p.name.split("_")[0]): summary(p)["status"] for p in sweep.iterdir() if p.name[0].isdigit()}
+    assert len(trials) == 8 and sorted(statuses) == list(range(8))
+    assert {t.number: t.state.name for t in trials} == {
+        n: {"completed": "COMPLETE", "pruned": "PRUNED"}[s] for n, s in statuses.items()
+    }
+    assert "pruned" in statuses.values()
+    assert all(
+        "cluster" not in summary(p) for p in sweep.iterdir() if p.name[0].isdigit()
+    )  # real SLURM jobs, none lost
