@@ -14,6 +14,7 @@ With `logger=mlflow` the sweep is also an MLflow parent run, started when the mu
 become its children) and given the summary files at the end (loggers.sweep_started / sweep_ended).
 """
 
+import shlex
 import sys
 from pathlib import Path
 
@@ -51,6 +52,7 @@ class SweepSummary(Callback):
                 f"{len(failed)} job(s) failed: {', '.join(r.name for r in failed)}; see {folder / 'sweep_summary.md'}",
                 file=sys.stderr,
             )
+            print(f"Continue the whole sweep with: mnist-runner-resume {shlex.quote(str(folder))}", file=sys.stderr)
             raise SystemExit(1)  # Hydra passes exceptions from callbacks on as warnings; this ends the process
 
 
