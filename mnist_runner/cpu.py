@@ -53,6 +53,28 @@ def available_cores() -> int:
     return cores
 
 
+BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")  # x86 (Intel AMX, AVX-512 BF16), then Arm's BF16 extension
+
+
+def native_bf16() -> str | None:
+    """The CPU's bf16 instructions, as `/proc/cpuinfo` names them, with its model (`avx512_bf16 (AMD EPYC)`);
+    None where it has none (bf16 would be emulated: slower than float32) or where Linux does not say."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = set()
+    model = "CPU"
+    for line in info.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+        elif key.strip() in ("model name", "CPU part") and model == "CPU":
+            model = value.strip() or model
+    found = next((flag for flag in BF16_FLAGS if flag in flags), None)
+    return f"{found} ({model})" if found else None
+
+
 def other_work() -> float | None:
     """How many of this process's cores other processes kept busy, on average, since the last call
     (or `prepare()`): the busy time of those cores in /proc/stat less this process's own CPU time,

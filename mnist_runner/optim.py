@@ -141,6 +141,8 @@ def cosine(optimizer, epochs, steps_per_epoch, eta_min=0.0):
         "anneal_strategy": one_of("cos", "linear"),
         "div_factor": POSITIVE,
         "final_div_factor": POSITIVE,
+        "base_momentum": UNIT_HALF_OPEN,
+        "max_momentum": UNIT_HALF_OPEN,
     }
 )
 def onecycle(
@@ -152,8 +154,13 @@ def onecycle(
     anneal_strategy="cos",
     div_factor=25.0,
     final_div_factor=1e4,
+    cycle_momentum=True,
+    base_momentum=0.85,
+    max_momentum=0.95,
 ):
-    """Smith's one-cycle policy, stepped after every training step over the whole run."""
+    """Smith's one-cycle policy, stepped after every training step over the whole run. With `cycle_momentum`
+    (torch's default) the momentum cycles too, inversely to the lr, between max_momentum and base_momentum:
+    SGD's momentum, or Adam's beta1 (which replaces optimizer.betas[0])."""
     scheduler = lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=max_lr,
@@ -162,5 +169,8 @@ def onecycle(
         anneal_strategy=anneal_strategy,
         div_factor=div_factor,
         final_div_factor=final_div_factor,
+        cycle_momentum=cycle_momentum,
+        base_momentum=base_momentum,
+        max_momentum=max_momentum,
     )
     return Schedule(scheduler, "step")

@@ -19,7 +19,7 @@ The count does not follow the load, so the same command on the same machine comp
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -40,6 +40,7 @@ class Speed:
     amp: bool
     threads_from: str = "trainer.threads"  # what chose `threads`
     other_work: float | None = None  # cores other processes kept busy as the run started (CPU runs)
+    bf16: str | None = None  # with amp: the hardware that runs bf16 (`avx512_bf16 (AMD EPYC)`, the GPU's name)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -133,11 +134,8 @@ def configure(trainer, device: torch.device, resumed_threads: int | None = None)
             f"its {threads} threads will wait for each other on shared cores (fewer, e.g. "
             f"trainer.threads={max(1, threads - math.ceil(busy - 0.4))}, may be faster while that lasts)"
         )  # on stdout with the epoch lines: information, not an error (stderr keeps one line per error)
-    if speed.amp and device.type != "cuda":
-        raise ConfigError(
-            f"trainer.amp=true is bf16 autocast on CUDA, and this run's device is {device.type}; "
-            "set trainer.amp=false (or device=cuda)"
-        )
+    if speed.amp:
+        speed = replace(speed, bf16=bf16_hardware(device))
     if speed.compile and device.type == "cpu" and not _cpp_compiler():
         raise ConfigError(
             f"trainer.compile={speed.compile} on the CPU needs a C++ compiler (none of $CXX, c++, g++, clang++ is on "
@@ -146,6 +144,25 @@ def configure(trainer, device: torch.device, resumed_threads: int | None = None)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return speed
+
+
+def bf16_hardware(device: torch.device) -> str:
+    """What runs bf16 autocast for trainer.amp=true: a CUDA GPU, or a CPU with bf16 instructions; ConfigError
+    elsewhere (emulated bf16 is slower than float32, so there it would only cost)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        native = cpu.native_bf16()
+        if native is None:
+            raise ConfigError(
+                "trainer.amp=true is not allowed on this CPU: it has no bf16 instructions (x86: amx_bf16 or "
+                "avx512_bf16; Arm: bf16), so bf16 would be emulated and slower than float32; set trainer.amp=false"
+            )
+        return native
+    raise ConfigError(
+        f"trainer.amp=true is not allowed on {device.type}: bf16 autocast runs here on CUDA or on a CPU with bf16 "
+        "instructions; set trainer.amp=false"
+    )
 
 
 def _cpp_compiler() -> str | None:

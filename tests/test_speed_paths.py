@@ -103,7 +103,6 @@ def test_compile_trains_the_same_model_and_saves_plain_weights(tmp_path, data_ro
 @pytest.mark.parametrize(
     "override, expected",
     [
-        ("trainer.amp=true", "trainer.amp=true is bf16 autocast on CUDA, and this run's device is cpu"),
         ("trainer.threads=0", "trainer.threads=0 is not allowed; it must be an integer >= 1"),
         ("trainer.threads=two", "trainer.threads='two' is not allowed"),
         (
