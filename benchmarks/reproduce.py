@@ -3,6 +3,7 @@
     python benchmarks/reproduce.py --data-root ../shared/data                   # every row: prints the tables
     python benchmarks/reproduce.py --data-root ../shared/data --check --cheap   # the cheap rows, against the page
     python benchmarks/reproduce.py --data-root ../shared/data --statistics      # docs/statistics.md's questions
+    python benchmarks/reproduce.py --data-root ../shared/data --rows cnn3_fashion  # some rows only
 
 Every run is `mnist_runner.train(...)` in this process, with the thread count the page gives for its table:
 an accuracy repeats to the last digit for the same command, thread count and CPU. Seconds are medians over
@@ -138,6 +139,7 @@ def main() -> int:
     p.add_argument("--check", action="store_true", help="compare each accuracy with the page's; exit 1 if one differs")
     p.add_argument("--cheap", action="store_true", help=f"only the cheap rows ({', '.join(sorted(CHEAP))})")
     p.add_argument("--statistics", action="store_true", help="run docs/statistics.md's three 5-seed comparisons")
+    p.add_argument("--rows", help="comma-separated row names: only these (default: every row)")
     args = p.parse_args()
     data_root = str(Path(args.data_root).resolve())
     with tempfile.TemporaryDirectory() as folder:
@@ -150,6 +152,12 @@ def main() -> int:
         ]
         if not args.cheap:
             rows += [(name, overrides) for name, overrides in DEFAULTS.items()]
+        if args.rows:
+            wanted = args.rows.split(",")
+            unknown = sorted(set(wanted) - {name for name, _ in rows})
+            if unknown:
+                p.error(f"--rows: {', '.join(unknown)} is not a row; the rows are {', '.join(n for n, _ in rows)}")
+            rows = [(name, overrides) for name, overrides in rows if name in wanted]
         page, differ = documented(), []
         print("| row | threads | final test accuracy | best (epoch) | seconds / epoch (median) | the page |")
         print("|---|---:|---:|---:|---:|---|")
