@@ -85,7 +85,9 @@ def main() -> None:
         for start in range(0, len(y_test), 1000):
             x = x_test[start : start + 1000].float().mul_(1 / (255 * STD)).sub_(MEAN / STD)
             correct += (forward(net, x, bf16).argmax(1) == y_test[start : start + 1000]).sum().item()
-    print(f"seed {args.seed}: test accuracy {correct / len(y_test):.4f} in {time.perf_counter() - t0:.2f} s", flush=True)
+    print(
+        f"seed {args.seed}: test accuracy {correct / len(y_test):.4f} in {time.perf_counter() - t0:.2f} s", flush=True
+    )
 
 
 if __name__ == "__main__":

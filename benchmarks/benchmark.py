@@ -34,6 +34,11 @@ summary   The sweep summary (sweep_summary.csv/.md, sweep.png) of a 20-job sweep
 profile   Where one LeNet-5 training step's time goes (torch.profiler, after only), its FLOPs
           (torch.utils.flop_counter) against the machine's peak, and step variants (SGD foreach and
           fused, NCHW layout, oneDNN off; torch.compile of the whole step with --compile).
+fast, bf16, parallel, steps
+          The time to a good model: the mnist_fast preset against a bare loop, bf16 against float32,
+          parallel sweep jobs against sequential ones, a step part by part (benchmarks/time_to_model.py
+          says what each measures). Each writes its own block; bf16's default runs include an epoch of
+          CNN3 on Fashion-MNIST (about 10 minutes on 2 cores) six times.
 
     python benchmarks/benchmark.py --data-root ../shared/data --before /tmp/before   # rewrites BENCHMARKS.md's block
     python benchmarks/benchmark.py --only startup,plots --repeats 1 --out /tmp/b.md
@@ -52,9 +57,12 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # however this file is loaded (tests load it by path)
+import time_to_model  # noqa: E402 (beside this file: the sections of issue 21)
+
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
-SECTIONS = ("training", "busy", "startup", "sweep", "plots", "summary", "profile")
+SECTIONS = ("training", "busy", "startup", "sweep", "plots", "summary", "profile", *time_to_model.SECTIONS)
 RESULT = "BENCHMARK_RESULT "
 
 
@@ -73,6 +81,7 @@ def parse_args(argv=None):
     p.add_argument("--summary-jobs", type=int, default=20, help="jobs in the sweep folder of the summary section")
     p.add_argument("--compile", action="store_true", help="profile: also torch.compile the whole step (slow)")
     p.add_argument("--device", default="cpu", help="device of the training sections (cpu, cuda, ...)")
+    time_to_model.add_arguments(p)
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help=f"file whose {BEGIN}...{END} block is replaced")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one measurement and print its result
     args = p.parse_args(argv)
@@ -121,17 +130,23 @@ def worker(params: dict) -> dict:
             cpu.prepare()
         except ImportError:
             pass
-    return {"train": train_worker, "plots": plots_worker, "summary": summary_worker, "profile": profile_worker}[kind](
-        **params
-    )
+    workers = {
+        "train": train_worker,
+        "plots": plots_worker,
+        "summary": summary_worker,
+        "profile": profile_worker,
+        "steps": time_to_model.steps_worker,
+    }
+    return workers[kind](**params)
 
 
 def compose(model: str, *overrides: str):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from mnist_runner.config import config_dir
+    from mnist_runner.config import config_dir, setup
 
+    setup()
     with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):
         return hydra_compose("config", overrides=[f"model={model}", *overrides], return_hydra_config=True)
 
@@ -800,21 +815,25 @@ def fmt(value, digits=2, unit=" s") -> str:
     return "" if value is None else f"{value:.{digits}f}{unit}"
 
 
-def report(args, results: dict, versions: Versions, loads: tuple, command: str) -> str:
+def measured_on(args, loads: tuple, argv: list[str]) -> list[str]:
+    """A block's first lines: when, on what, under what load, and the command that measured it."""
     import torch
 
-    has_before = len(versions.items) == 2
-    lines = [
-        BEGIN,
+    return [
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}; Python "
         f"{platform.python_version()}, torch {torch.__version__}. Load average (1 min) {loads[0]:.1f} at the start, "
         f"{loads[1]:.1f} at the end: **a shared machine**, other work ran alongside, so every number is a median of "
         f"{args.repeats} interleaved repeats and ratios measured side by side mean more than absolute times.",
         "",
         "```bash",
-        command,
+        ("python benchmarks/benchmark.py " + " ".join(argv)).strip(),
         "```",
     ]
+
+
+def report(args, results: dict, versions: Versions, loads: tuple, argv: list[str]) -> str:
+    has_before = len(versions.items) == 2
+    lines = [BEGIN, *measured_on(args, loads, argv)]
     if has_before:
         lines += ["", f"before: `{versions.items[0][1]}`; after: this checkout."]
     targets = []
@@ -993,11 +1012,11 @@ def profile_lines(p: dict) -> list[str]:
     return lines
 
 
-def write_block(path: Path, block: str) -> None:
+def write_block(path: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
     path.write_text(text)
@@ -1046,11 +1065,20 @@ def main(argv=None) -> int:
             results["training"] = training(args, versions, work)
         if "busy" in args.only:
             results["busy"] = training(args, versions, work, busy=True)
-    loads.append(os.getloadavg()[0])
-    command = "python benchmarks/benchmark.py " + " ".join(argv)
-    block = report(args, results, versions, tuple(loads), command.strip())
-    write_block(Path(args.out), block)
-    print(block)
+        for name in time_to_model.SECTIONS:
+            if name in args.only:
+                load = os.getloadavg()[0]
+                measure = spawn_worker if name == "steps" else run_process
+                result = getattr(time_to_model, name)(args, work, measure)
+                header = measured_on(args, (load, os.getloadavg()[0]), argv)
+                block = time_to_model.block(name, result, header)
+                write_block(Path(args.out), block, f"<!-- benchmark:{name}:begin -->", f"<!-- benchmark:{name}:end -->")
+                print(block)
+    if any(name in args.only for name in SECTIONS if name not in time_to_model.SECTIONS):
+        loads.append(os.getloadavg()[0])
+        block = report(args, results, versions, tuple(loads), argv)
+        write_block(Path(args.out), block)
+        print(block)
     return 0
 
 

@@ -52,6 +52,7 @@ def test_default_speed_settings_are_recorded_and_applied(tmp_path, data_root):
         "compile": False,
         "amp": False,
         "threads_from": chosen_by,
+        "bf16": None,  # no bf16 autocast: no hardware to name
     }
     assert torch.get_num_threads() == threads
     # model.pt is the plain model's state_dict, whatever layout it trained in
@@ -309,6 +310,46 @@ def test_benchmark_report_states_every_target():
     assert "| lenet_full default epoch vs the seed loop | 1.33x | 2.00x | yes |" in text
     assert "| lenet_full default epoch vs the best thread count (2) | 1.50x | 1.00x | yes |" in text
     assert "| lenet_full | runner, trainer.threads=1 | after | 2 | 9.00 | 1.33x |" in text
+
+
+@pytest.mark.slow
+def test_the_time_to_model_sections_run_end_to_end_and_write_their_blocks(tmp_path, data_root):
+    """benchmark.py's fast, bf16, parallel and steps sections on fixture data, each in its own block."""
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\n<!-- benchmark:fast:begin -->\nold\n<!-- benchmark:fast:end -->\n\nafter\n")
+    argv = ["--data-root", str(data_root), "--only", "fast,bf16,parallel,steps", "--repeats", "1", "--steps", "3"]
+    argv += ["--fast-seeds", "2", "--bf16-runs", "model=mlp_128", "--bf16-seeds", "1", "--out", str(out)]
+    argv += ["--parallel-runs", "model=mlp_128 trainer.epochs=1", "--step-variants", "as the preset runs,1 thread"]
+    assert load_benchmark().main(argv) == 0
+    text = out.read_text()
+    assert "\nold\n" not in text and "<!-- benchmark:fast:end -->\n\nafter\n" in text  # replaced in place
+    for name in ("fast", "bf16", "parallel", "steps"):
+        assert text.count(f"<!-- benchmark:{name}:begin -->") == 1 == text.count(f"<!-- benchmark:{name}:end -->")
+    seeds = [line for line in text.splitlines() if line.startswith(("| 0 |", "| 1 |"))]
+    assert len(seeds) == 2 and all(line.count("%") == 2 for line in seeds)  # both loops' accuracies, per seed
+    assert "| mnist_fast, whole command vs the bare loop |" in text
+    assert text.count("| `model=mlp_128` | 10 |") == 2  # with and without bf16
+    assert "| `model=mlp_128 trainer.epochs=1` | side by side (joblib n_jobs=" in text
+    assert "| LeNet-5 (the default run) (batch 100) | 1 thread | 1 |" in text
+    assert "| the fast preset (batch 128) | as the preset runs |" in text
+
+
+def test_the_fast_section_states_its_targets():
+    """The fast block's text from given results: per-seed rows, the medians, the three targets."""
+    bench = load_benchmark()
+    rows = [
+        {"seed": s, "bare_s": 5.0, "bare_loop_s": 3.0, "bare_acc": 0.991, "runner_s": 6.0 + s, "runner_epoch_s": 3.1,
+         "runner_acc": acc, "threads": 2, "bf16": "avx512_bf16 (AMD EPYC)"}
+        for s, acc in enumerate([0.9912, 0.9905, 0.9879])
+    ]  # fmt: skip
+    lines, targets = bench.time_to_model.fast_lines({"rows": rows})
+    assert "| 0 | 5.00 (3.00) | 99.10% | 6.00 (3.10) | 99.12% | 1.20x |" in lines
+    assert "| median | 5.00 | mean 99.10% | 7.00 | mean 98.99%, min 98.79% | 1.40x |" in lines
+    assert targets == [
+        "| mnist_fast, whole command vs the bare loop | | 1.40x | NO |",
+        "| mnist_fast, mean test accuracy over 3 seeds (>= 99.0%) | | 98.99% | NO |",
+        "| mnist_fast, lowest seed (>= 98.8%) | | 98.79% | NO |",
+    ]
 
 
 # --- CUDA (benchmarks/gpu_check.sh runs these with -m cuda) --------------------------------------
