@@ -34,6 +34,7 @@ summary   The sweep summary (sweep_summary.csv/.md, sweep.png) of a 20-job sweep
 profile   Where one LeNet-5 training step's time goes (torch.profiler, after only), its FLOPs
           (torch.utils.flop_counter) against the machine's peak, and step variants (SGD foreach and
           fused, NCHW layout, oneDNN off; torch.compile of the whole step with --compile).
+search    What pruning saves a 20-trial Optuna search (benchmarks/pruning.py).
 fast, bf16, parallel, steps
           The time to a good model: the mnist_fast preset against a bare loop, bf16 against float32,
           parallel sweep jobs against sequential ones, a step part by part (benchmarks/time_to_model.py
@@ -58,11 +59,14 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # however this file is loaded (tests load it by path)
-import time_to_model  # noqa: E402 (beside this file: the sections of issue 21)
+import pruning  # noqa: E402 (beside this file: sections that write blocks of their own)
+import time_to_model  # noqa: E402
+
+BLOCKS = {name: module for module in (time_to_model, pruning) for name in module.SECTIONS}
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- benchmark:begin -->", "<!-- benchmark:end -->"
-SECTIONS = ("training", "busy", "startup", "sweep", "plots", "summary", "profile", *time_to_model.SECTIONS)
+SECTIONS = ("training", "busy", "startup", "sweep", "plots", "summary", "profile", *BLOCKS)
 RESULT = "BENCHMARK_RESULT "
 
 
@@ -82,6 +86,7 @@ def parse_args(argv=None):
     p.add_argument("--compile", action="store_true", help="profile: also torch.compile the whole step (slow)")
     p.add_argument("--device", default="cpu", help="device of the training sections (cpu, cuda, ...)")
     time_to_model.add_arguments(p)
+    pruning.add_arguments(p)
     p.add_argument("--out", default=str(ROOT / "BENCHMARKS.md"), help=f"file whose {BEGIN}...{END} block is replaced")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one measurement and print its result
     args = p.parse_args(argv)
@@ -1012,6 +1017,13 @@ def profile_lines(p: dict) -> list[str]:
     return lines
 
 
+def own_block(name: str, body: list[str], targets: list[str], header: list[str]) -> str:
+    """The block of a section of BLOCKS: its header, its lines, its targets."""
+    if targets:
+        body = [*body, "", "| target | | measured | met |", "|---|---|---:|---|", *targets]
+    return "\n".join([f"<!-- benchmark:{name}:begin -->", *header, "", *body, f"<!-- benchmark:{name}:end -->"])
+
+
 def write_block(path: Path, block: str, begin: str = BEGIN, end: str = END) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
     if begin in text and end in text:
@@ -1065,16 +1077,17 @@ def main(argv=None) -> int:
             results["training"] = training(args, versions, work)
         if "busy" in args.only:
             results["busy"] = training(args, versions, work, busy=True)
-        for name in time_to_model.SECTIONS:
+        for name, module in BLOCKS.items():
             if name in args.only:
                 load = os.getloadavg()[0]
                 measure = spawn_worker if name == "steps" else run_process
-                result = getattr(time_to_model, name)(args, work, measure)
-                header = measured_on(args, (load, os.getloadavg()[0]), argv)
-                block = time_to_model.block(name, result, header)
+                result = getattr(module, name)(args, work, measure)
+                block = own_block(
+                    name, *module.LINES[name](result), measured_on(args, (load, os.getloadavg()[0]), argv)
+                )
                 write_block(Path(args.out), block, f"<!-- benchmark:{name}:begin -->", f"<!-- benchmark:{name}:end -->")
                 print(block)
-    if any(name in args.only for name in SECTIONS if name not in time_to_model.SECTIONS):
+    if any(name in args.only for name in SECTIONS if name not in BLOCKS):
         loads.append(os.getloadavg()[0])
         block = report(args, results, versions, tuple(loads), argv)
         write_block(Path(args.out), block)

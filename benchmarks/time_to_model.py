@@ -381,10 +381,3 @@ def steps_lines(result: dict) -> tuple[list[str], list[str]]:
 
 
 LINES = {"fast": fast_lines, "bf16": bf16_lines, "parallel": parallel_lines, "steps": steps_lines}
-
-
-def block(name: str, result: dict, header: list[str]) -> str:
-    body, targets = LINES[name](result)
-    if targets:
-        body += ["", "| target | | measured | met |", "|---|---|---:|---|", *targets]
-    return "\n".join([f"<!-- benchmark:{name}:begin -->", *header, "", *body, f"<!-- benchmark:{name}:end -->"])
