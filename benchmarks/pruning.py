@@ -58,7 +58,8 @@ def search(args, work: Path, run_process) -> dict:
                     "epochs": sum(len(r.rows) for r in runs),
                     "best_val": best.summary["best_val"]["val_acc"],
                     "best_test": best.summary["final"]["test_acc"],
-                    "best_trial": f"lr {best.setting('optimizer.lr'):.4g}, momentum {best.setting('optimizer.momentum'):.3g}",
+                    "best_trial": f"lr {best.setting('optimizer.lr'):.4g}, "
+                    f"momentum {best.setting('optimizer.momentum'):.3g}",
                 }
             )
             print(f"search repeat {repeat + 1} pruner={pruner}: {found[pruner][-1]}", flush=True)
