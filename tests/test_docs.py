@@ -34,9 +34,8 @@ EXAMPLE_PLUGIN = "run in examples/plugin/, whose my_plugin.py registers these na
 
 # command as the test prints it (tokens joined by single spaces) -> why it cannot compose
 EXCEPTIONS = {
-    "python -m mnist_runner experiment=NAME dataset.root=../shared/data device=cpu trainer.progress=false": (
-        "NAME stands for each preset of conf/experiment/, listed in the table below it"
-    ),
+    "python -m mnist_runner experiment=NAME trainer.threads=1 dataset.root=../shared/data device=cpu "
+    "trainer.progress=false": "NAME stands for each preset of conf/experiment/, listed in the table below it",
     "python -m mnist_runner plugins=[my_plugin] model=tiny_cnn dataset=stripes trainer.epochs=3": EXAMPLE_PLUGIN,
     "python -m mnist_runner plugins=[my_plugin] model=tiny_cnn model.channels=32 dataset=stripes --cfg job": (
         EXAMPLE_PLUGIN
