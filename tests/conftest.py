@@ -178,6 +178,16 @@ def run_in_process(out: Path, data: Path, *overrides: str) -> dict:
 # --- The CLI in this process (issue 5): no interpreter start-up, for tables of short runs ----------
 
 
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, data_root) -> Path:
+    """A finished 2-epoch mlp_128 run on the fixture MNIST (300 training, 100 test digits), plots off."""
+    cwd = tmp_path_factory.mktemp("trained")
+    result = run_cli_in_process(cwd, data_root, "model=mlp_128", "trainer.epochs=2", "report.plots=false")
+    assert result.returncode == 0, result.stderr
+    (folder,) = run_folders(cwd)
+    return folder
+
+
 def run_cli_in_process(cwd: Path, data: Path, *args: str) -> subprocess.CompletedProcess:
     """`mnist-runner device=cpu trainer.progress=false ARGS` run in this process, in `cwd`, on the
     data root `data`; returns a CompletedProcess (returncode, stdout, stderr)."""

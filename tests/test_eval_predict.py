@@ -19,16 +19,6 @@ pytestmark = pytest.mark.slow  # every test uses runs trained for it (in this pr
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, data_root):
-    """A finished 1-epoch mlp_128 run on the fixture MNIST (300 training, 100 test digits)."""
-    cwd = tmp_path_factory.mktemp("trained")
-    result = run_cli_in_process(cwd, data_root, "model=mlp_128", "trainer.epochs=1", "report.plots=false")
-    assert result.returncode == 0, result.stderr
-    (folder,) = run_folders(cwd)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def binary(tmp_path_factory, data_root):
     """A finished 1-epoch logistic regression on the fixture MNIST's 4s and 9s (one output)."""
     cwd = tmp_path_factory.mktemp("binary")

@@ -184,15 +184,6 @@ def test_a_warning_goes_into_the_log(tmp_path):
     assert "after the run" not in log
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory, data_root):
-    cwd = tmp_path_factory.mktemp("trained")
-    result = run_cli_in_process(cwd, data_root, "model=mlp_128", "trainer.epochs=2", "report.plots=false")
-    assert result.returncode == 0, result.stderr
-    (folder,) = run_folders(cwd)
-    return folder
-
-
 def test_predict_inverts_a_dark_digit_on_white_and_says_so(trained, tmp_path, capsys):
     from PIL import Image
 
