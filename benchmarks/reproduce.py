@@ -121,6 +121,7 @@ def statistics_tables(data_root: str, work: Path) -> None:
                 "mnist_runner",
                 "-m",
                 *sweep,
+                "trainer.threads=1",  # as the page measured them: the numbers repeat for the same thread count
                 f"dataset.root={data_root}",
                 "device=cpu",
                 "trainer.progress=false",
