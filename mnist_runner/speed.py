@@ -37,7 +37,7 @@ class Speed:
     threads: int
     channels_last: bool
     compile: bool | str  # False, True or a torch.compile mode
-    amp: bool
+    amp: bool  # bf16 autocast on (trainer.amp=auto resolved to what the device runs natively)
     threads_from: str = "trainer.threads"  # what chose `threads`
     other_work: float | None = None  # cores other processes kept busy as the run started (CPU runs)
     bf16: str | None = None  # with amp: the hardware that runs bf16 (`avx512_bf16 (AMD EPYC)`, the GPU's name)
@@ -134,7 +134,11 @@ def configure(trainer, device: torch.device, resumed_threads: int | None = None)
             f"its {threads} threads will wait for each other on shared cores (fewer, e.g. "
             f"trainer.threads={max(1, threads - math.ceil(busy - 0.4))}, may be faster while that lasts)"
         )  # on stdout with the epoch lines: information, not an error (stderr keeps one line per error)
-    if speed.amp:
+    if speed.amp == "auto":  # bf16 where the device runs it natively, else float32; the run records which
+        hardware = native_bf16(device)
+        speed = replace(speed, amp=hardware is not None, bf16=hardware)
+        console.say(f"trainer.amp=auto: {f'bf16 autocast on {hardware}' if hardware else why_float32(device)}")
+    elif speed.amp:
         speed = replace(speed, bf16=bf16_hardware(device))
     if speed.compile and device.type == "cpu" and not _cpp_compiler():
         raise ConfigError(
@@ -144,6 +148,21 @@ def configure(trainer, device: torch.device, resumed_threads: int | None = None)
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return speed
+
+
+def native_bf16(device: torch.device) -> str | None:
+    """The hardware that runs bf16 natively on `device` (a CUDA GPU with bf16 units, a CPU with bf16
+    instructions), or None."""
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.cuda.get_device_name(device) if native else None
+    return cpu.native_bf16() if device.type == "cpu" else None
+
+
+def why_float32(device: torch.device) -> str:
+    if device.type == "cpu":
+        return "float32 (this CPU has no bf16 instructions, so bf16 would be emulated and slower)"
+    return f"float32 (no native bf16 autocast on {device.type} here)"
 
 
 def bf16_hardware(device: torch.device) -> str:

@@ -54,7 +54,7 @@ SHARED: dict[str, Rule] = {
         lambda v: isinstance(v, bool) or v in COMPILE_MODES,
         "true, false or a torch.compile mode: " + ", ".join(COMPILE_MODES),
     ),
-    "trainer.amp": BOOLEAN,
+    "trainer.amp": Rule(lambda v: isinstance(v, bool) or v == "auto", "true, false or auto"),
     "trainer.monitor": one_of(*MONITOR_CHOICES),
     "trainer.early_stopping.patience": optional(integer(1), "no early stopping"),
     "trainer.early_stopping.min_delta": NON_NEGATIVE,

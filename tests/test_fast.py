@@ -17,7 +17,7 @@ def test_the_fast_preset_is_the_recipe_benchmarked():
     assert (cfg.trainer.epochs, cfg.trainer.batch_size, cfg.trainer.amp, cfg.trainer.channels_last) == (
         1,
         128,
-        True,
+        "auto",
         True,
     )
     assert (cfg.optimizer.name, cfg.optimizer.lr, list(cfg.optimizer.betas)) == ("adam", 0.01, [0.95, 0.9])
@@ -31,6 +31,23 @@ def test_bf16_needs_a_cpu_that_has_it(monkeypatch):
         speed.bf16_hardware(torch.device("cpu"))
     monkeypatch.setattr(cpu, "native_bf16", lambda: "avx512_bf16 (Some CPU)")
     assert speed.bf16_hardware(torch.device("cpu")) == "avx512_bf16 (Some CPU)"
+
+
+def test_amp_auto_is_bf16_where_native_and_float32_elsewhere_and_says_which(monkeypatch, capsys):
+    from omegaconf import OmegaConf
+
+    trainer = OmegaConf.create({"threads": 1, "amp": "auto"})
+    monkeypatch.setattr(cpu, "native_bf16", lambda: None)
+    got = speed.configure(trainer, torch.device("cpu"))
+    assert (got.amp, got.bf16) == (False, None) and speed.Autocast not in map(
+        type, [got.forward_model(torch.nn.Linear(2, 2))]
+    )
+    assert "trainer.amp=auto: float32 (this CPU has no bf16 instructions" in capsys.readouterr().out
+    monkeypatch.setattr(cpu, "native_bf16", lambda: "avx512_bf16 (Some CPU)")
+    got = speed.configure(trainer, torch.device("cpu"))
+    assert (got.amp, got.bf16) == (True, "avx512_bf16 (Some CPU)")
+    assert isinstance(got.forward_model(torch.nn.Linear(2, 2)), speed.Autocast)
+    assert "trainer.amp=auto: bf16 autocast on avx512_bf16 (Some CPU)" in capsys.readouterr().out
 
 
 def test_native_bf16_reads_the_cpus_flags(tmp_path, monkeypatch):
