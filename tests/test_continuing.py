@@ -18,6 +18,8 @@ from conftest import ROOT, run_cli_in_process
 from mnist_runner.continuing import alive, sweep_command
 from mnist_runner.registry import ConfigError
 
+pytestmark = pytest.mark.slow  # every test here runs sweeps in processes
+
 SWEEP = ["trainer.epochs=4", "trainer.batch_size=10", "trainer.threads=1", "report.plots=false", "model=mlp_128"]
 VALUES = "optimizer.lr=0.02,0.05,0.1"
 
@@ -75,7 +77,6 @@ def wait_until_no_job_runs(folder: Path, timeout: float = 120) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("launcher", ["basic", "joblib"])
 def test_a_sweep_killed_mid_job_continues_as_if_never_stopped(launcher, uninterrupted, tmp_path, data_root):
     extra = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
@@ -111,7 +112,6 @@ def test_a_sweep_killed_mid_job_continues_as_if_never_stopped(launcher, uninterr
     assert (folder / "sweep_summary.md").is_file() and "3 jobs" in (folder / "sweep_summary.md").read_text()
 
 
-@pytest.mark.slow
 def test_ctrl_c_of_the_sweep_then_the_same_command_again(tmp_path, data_root, uninterrupted):
     folder = tmp_path / "sweep"
     args, env = command(data_root, folder)

@@ -69,6 +69,7 @@ def test_native_bf16_reads_the_cpus_flags(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(cpu.native_bf16() is None, reason="this CPU has no bf16 instructions (bf16 would be emulated)")
+@pytest.mark.slow
 def test_a_bf16_run_on_this_cpu_records_it_and_trains(tmp_path, data_root):
     summary = run_in_process(tmp_path, data_root, "experiment=mnist_fast", "trainer.batch_size=30", "trainer.epochs=2")
     assert summary["status"] == "completed" and summary["speed"]["amp"] is True

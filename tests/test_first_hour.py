@@ -226,7 +226,7 @@ def test_legend_labels_show_only_the_settings_a_run_has():
     assert legend_labels(runs) == ["model=lenet_full, dataset.per_class=100", "model=lenet_subset"]
 
 
-@pytest.mark.parametrize("n", [2, 10, 30])
+@pytest.mark.parametrize("n", [2, 10, pytest.param(30, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("length", [20, 70, 200])
 def test_every_legend_and_axis_label_is_inside_the_figure(n, length, tmp_path):
     from mnist_runner import plots

@@ -33,6 +33,7 @@ def without_seconds(path) -> list[list[str]]:
     return [row[:drop] + row[drop + 1 :] for row in rows]
 
 
+@pytest.mark.slow
 def test_train_gives_the_files_and_numbers_of_the_same_command(in_tmp, data_root):
     run = train(*QUICK, "model=mlp_128", "optimizer.lr=0.05")
     assert run.path.parent.parent == in_tmp / "outputs"  # outputs/DATE/TIME, as the command's
@@ -50,6 +51,7 @@ def test_train_gives_the_files_and_numbers_of_the_same_command(in_tmp, data_root
     assert run.config.optimizer.lr == 0.05 and run.config.model.name == "mlp"
 
 
+@pytest.mark.slow
 def test_train_into_a_folder_of_your_choice_and_twice_in_one_second(in_tmp):
     chosen = train(*QUICK, "trainer.epochs=1", output_dir=in_tmp / "mine")
     assert chosen.path == (in_tmp / "mine").resolve() and (chosen.path / "model.pt").is_file()
@@ -73,7 +75,7 @@ def test_a_diverged_run_is_returned_with_its_status(in_tmp):
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, data_root):
-    """A 2 x 2 sweep over the learning rate and the seed, on the fixture data."""
+    """(The tests using it are slow.) A 2 x 2 sweep over the learning rate and the seed, on the fixture data."""
     base = tmp_path_factory.mktemp("api_sweep")
     result = run_cli_in_process(base, data_root, "-m", *QUICK, "optimizer.lr=0.05,0.1", "seed=0,1")
     assert result.returncode == 0, result.stderr
@@ -81,6 +83,7 @@ def sweep(tmp_path_factory, data_root):
     return folder
 
 
+@pytest.mark.slow
 def test_load_runs_reads_each_run(sweep):
     runs = load_runs(sweep)
     assert len(runs) == 4 and runs.skipped == []
@@ -94,6 +97,7 @@ def test_load_runs_reads_each_run(sweep):
     assert next(model.parameters()).device.type == "cpu" and not model.training
 
 
+@pytest.mark.slow
 def test_frame_has_the_numbers_of_compare_csv(sweep, capsys):
     runs = load_runs(sweep)
     assert compare.main([str(sweep), "--format", "csv", "--sort", "run"]) == 0
@@ -107,6 +111,7 @@ def test_frame_has_the_numbers_of_compare_csv(sweep, capsys):
             assert float(row[column]) == float(expected[column])
 
 
+@pytest.mark.slow
 def test_epochs_is_one_row_per_run_and_epoch(sweep):
     runs = load_runs(sweep)
     table = runs.epochs()
@@ -117,6 +122,7 @@ def test_epochs_is_one_row_per_run_and_epoch(sweep):
     assert all(last[r.name] == r.summary["final"]["test_acc"] for r in runs)
 
 
+@pytest.mark.slow
 def test_load_runs_names_what_it_cannot_read(sweep, tmp_path):
     import shutil
 

@@ -78,6 +78,7 @@ def test_a_trial_asked_earlier_is_found_by_its_number(tmp_path):
     assert second.number == 1 and study.trials[1].intermediate_values == {1: 0.5} and first.number == 0
 
 
+@pytest.mark.slow
 def test_a_search_runs_its_trials_as_numbered_jobs_and_writes_the_best(tmp_path, data_root):
     result = run_cli_in_process(tmp_path, data_root, "-m", *SEARCH, "hydra.sweeper.n_trials=3", "hydra.sweep.dir=s")
     assert result.returncode == 0, result.stderr
@@ -182,6 +183,7 @@ def test_bad_search_settings_are_one_line(tmp_path, data_root, override, message
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_fewer_trials_than_the_study_has_and_a_sweep_that_lost_its_config(tmp_path, data_root):
     assert (
         run_cli_in_process(

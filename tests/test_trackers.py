@@ -146,6 +146,7 @@ def server_executable() -> str:
     return str(Path(sys.executable).parent / "mlflow")
 
 
+@pytest.mark.slow
 def test_mlflow_serves_beside_every_other_extra():
     """`mlflow server` and `mlflow ui` need SQLAlchemy 2; hydra-optuna-sweeper's pin below 2 crashed them at start."""
     pytest.importorskip("mlflow", reason="the mlflow extra is not installed")

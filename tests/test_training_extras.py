@@ -27,6 +27,7 @@ def same(a: dict, b: dict) -> bool:
 # --- augmentation ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_augmented_runs_repeat_bit_for_bit_and_differ_from_plain_ones(tmp_path, data_root):
     runs = {}
     for name, extra in (("a", "augment=affine"), ("b", "augment=affine"), ("plain", "augment=none")):
@@ -37,6 +38,7 @@ def test_augmented_runs_repeat_bit_for_bit_and_differ_from_plain_ones(tmp_path, 
     assert elastic["status"] == "completed" and elastic["choices"]["augment"] == "elastic"
 
 
+@pytest.mark.slow
 def test_augment_none_keeps_the_default_runs_bits(tmp_path, data_root):
     """augment=none draws nothing: the same weights as a run of a config without the group at all."""
     from omegaconf import open_dict
@@ -111,6 +113,7 @@ def test_the_monitor_picks_the_best_epoch_and_when_to_stop():
 VAL = ("dataset.val_fraction=0.2", "trainer.epochs=6", *QUICK, "optimizer.lr=0.3")
 
 
+@pytest.mark.slow
 def test_model_best_is_the_monitored_epochs_weights(tmp_path, data_root):
     summary = run_in_process(tmp_path / "long", data_root, *VAL)
     best = summary["best_checkpoint"]
@@ -129,6 +132,7 @@ def _rows(folder):
     return RunFolder(folder).metrics()
 
 
+@pytest.mark.slow
 def test_without_a_validation_split_nothing_is_chosen_unless_test_acc_is_asked_for(tmp_path, data_root):
     plain = run_in_process(tmp_path / "plain", data_root, *QUICK, "trainer.epochs=2")
     assert "best_checkpoint" not in plain and not (tmp_path / "plain" / "model_best.pt").exists()
@@ -137,6 +141,7 @@ def test_without_a_validation_split_nothing_is_chosen_unless_test_acc_is_asked_f
     assert (tmp_path / "test" / "model_best.pt").is_file()
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_at_the_right_epoch_and_a_resume_keeps_counting(tmp_path, data_root):
     stopping = (*VAL, "trainer.epochs=20", "trainer.early_stopping.patience=2")
     whole = run_in_process(tmp_path / "whole", data_root, *stopping)
@@ -163,6 +168,7 @@ def test_early_stopping_stops_at_the_right_epoch_and_a_resume_keeps_counting(tmp
 # --- per-class accuracy ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_run_records_its_per_class_test_accuracy_as_eval_computes_it(tmp_path, data_root):
     from mnist_runner import eval as evaluation
 
@@ -201,6 +207,7 @@ def test_bad_augmentation_monitor_and_patience_are_one_line(overrides, message):
         validate(compose_config(*overrides))
 
 
+@pytest.mark.slow
 def test_weights_best_of_a_run_without_model_best_is_one_line(tmp_path, data_root, capsys):
     from mnist_runner import eval as evaluation
 
