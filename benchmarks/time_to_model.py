@@ -33,7 +33,7 @@ def add_arguments(p) -> None:
     p.add_argument(
         "--bf16-runs",
         default="model=lenet_full,experiment=mnist_fast,experiment=cnn3_fashion",
-        help="bf16: comma-separated runs (a model= or experiment= override each) timed with and without bf16",
+        help="bf16: comma-separated runs (space-separated overrides each) timed with and without bf16",
     )
     p.add_argument("--bf16-seeds", type=int, default=3, help="bf16: seeds of each run")
     p.add_argument(
@@ -152,8 +152,9 @@ def bf16(args, work: Path, run_process) -> dict:
     for run in args.bf16_runs.split(","):
         for seed in range(args.bf16_seeds):
             for amp in ("true", "false"):
-                folder = work / f"bf16_{run.replace('=', '_')}_{seed}_{amp}"
-                overrides = [run, f"seed={seed}", f"trainer.amp={amp}", "report.plots=false", "trainer.progress=false"]
+                folder = work / f"bf16_{len(found)}_{seed}_{amp}"
+                overrides = [*run.split(), f"seed={seed}", f"trainer.amp={amp}", "report.plots=false"]
+                overrides.append("trainer.progress=false")
                 run_process(runner(*overrides, f"dataset.root={data}", f"hydra.run.dir={folder}"), work, ROOT)
                 summary, epochs = run_summary(folder), epoch_seconds(folder)
                 found.setdefault((run, amp), []).append(
