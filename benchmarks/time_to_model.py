@@ -149,10 +149,10 @@ def bf16(args, work: Path, run_process) -> dict:
     """Per run and seed: epoch seconds and final test accuracy with trainer.amp=true and =false."""
     data = str(Path(args.data_root).resolve())
     found = {}
-    for run in args.bf16_runs.split(","):
+    for i, run in enumerate(args.bf16_runs.split(",")):
         for seed in range(args.bf16_seeds):
             for amp in ("true", "false"):
-                folder = work / f"bf16_{len(found)}_{seed}_{amp}"
+                folder = work / f"bf16_{i}_{seed}_{amp}"
                 overrides = [*run.split(), f"seed={seed}", f"trainer.amp={amp}", "report.plots=false"]
                 overrides.append("trainer.progress=false")
                 run_process(runner(*overrides, f"dataset.root={data}", f"hydra.run.dir={folder}"), work, ROOT)
