@@ -50,6 +50,7 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -831,7 +832,7 @@ def measured_on(args, loads: tuple, argv: list[str]) -> list[str]:
         f"{args.repeats} interleaved repeats and ratios measured side by side mean more than absolute times.",
         "",
         "```bash",
-        ("python benchmarks/benchmark.py " + " ".join(argv)).strip(),
+        shlex.join(["python", "benchmarks/benchmark.py", *argv]),
         "```",
     ]
 
