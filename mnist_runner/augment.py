@@ -74,8 +74,16 @@ class Augment:
 
     @classmethod
     def from_config(cls, cfg: Mapping) -> "Augment":
-        """The `augment` config group's entry (its `name` is ignored; validate.py refuses unknown keys)."""
-        return cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name in cfg})
+        """The `augment` config group's entry (validate.py refuses unknown keys). Its strengths decide what is
+        drawn; `name: none` with a strength that is not 0 is refused, so `augment=none` means none."""
+        augment = cls(**{f.name: cfg[f.name] for f in fields(cls) if f.name in cfg})
+        if cfg.get("name") == "none" and not augment.identity:
+            key = next(k for k in ("rotation", "translate", "scale", "shear", "alpha") if getattr(augment, k))
+            raise ConfigError(
+                f"augment.{key}={show(getattr(augment, key))} is not allowed with augment=none (no augmentation); "
+                "choose augment=affine or augment=elastic to distort the training digits, or set it to 0"
+            )
+        return augment
 
     @property
     def identity(self) -> bool:

@@ -9,6 +9,7 @@ import torch
 from conftest import compose_config, run_cli_in_process, run_folders, run_in_process
 from test_reliability import finish, rows_without_seconds, start, stop_after_checkpoint
 
+from mnist_runner.augment import Augment
 from mnist_runner.monitor import Monitor
 from mnist_runner.registry import ConfigError
 from mnist_runner.validate import validate
@@ -186,6 +187,14 @@ def test_every_run_records_its_per_class_test_accuracy_as_eval_computes_it(tmp_p
 # --- bad input ------------------------------------------------------------------------------------
 
 
+def test_augment_none_after_a_preset_with_distortions_is_none():
+    """The presets name augment options (conf/augment/simard2003.yaml, ...), so augment=none replaces them whole."""
+    for preset in ("simard2003_cnn_affine", "simard2003_cnn_elastic", "lecun1998_lenet5_distortions"):
+        cfg = compose_config(f"experiment={preset}", "augment=none")
+        assert Augment.from_config(cfg.augment).identity, preset
+        assert not Augment.from_config(compose_config(f"experiment={preset}").augment).identity, preset
+
+
 @pytest.mark.parametrize(
     "overrides, message",
     [
@@ -195,6 +204,7 @@ def test_every_run_records_its_per_class_test_accuracy_as_eval_computes_it(tmp_p
         ),
         (["augment=affine", "augment.shear=90"], r"augment.shear=90 is not allowed; it must be a number in \[0, 90\)"),
         (["augment=elastic", "augment.sigma=0"], r"augment.sigma=0 is not allowed with augment.alpha=34"),
+        (["augment=none", "augment.rotation=10"], r"augment.rotation=10 is not allowed with augment=none \(no aug"),
         (["trainer.monitor=val_acc"], "trainer.monitor=val_acc needs a validation split, and this run has none"),
         (["trainer.monitor=best"], "trainer.monitor='best' is not allowed; it must be one of: auto, none, val_acc"),
         (["trainer.early_stopping.patience=0"], "trainer.early_stopping.patience=0 is not allowed; it must be an"),
