@@ -196,9 +196,9 @@ def parallel(args, work: Path, run_process) -> dict:
     }
     found = {}
     for repeat in range(args.repeats):
-        for run in args.parallel_runs.split(","):
-            for name, launcher in how.items():
-                folder = work / f"parallel_{len(found)}_{repeat}"
+        for i, run in enumerate(args.parallel_runs.split(",")):
+            for j, (name, launcher) in enumerate(how.items()):
+                folder = work / f"parallel_{i}_{j}_{repeat}"  # a fresh sweep folder each time
                 overrides = ["-m", "seed=0,1,2,3", *run.split(), *launcher, "trainer.progress=false"]
                 wall = run_process(runner(*overrides, f"dataset.root={data}", f"hydra.sweep.dir={folder}"), work, ROOT)[
                     0
