@@ -205,8 +205,8 @@ def already_done(cfg) -> str | None:
     folder = RunFolder(str(cfg.resume))
     summary = folder.summary() if folder.is_run else {}
     done, stopped = summary.get("epochs_completed", 0), summary.get("early_stopping")
-    if summary.get("status") != "completed" or (done < cfg.trainer.epochs and not stopped):
-        return None
+    if summary.get("status") != "completed" or cfg.trainer.epochs < done or (done < cfg.trainer.epochs and not stopped):
+        return None  # fewer epochs than done is refused by load_checkpoint
     if stopped:
         return (
             f"The run in {folder.path} is complete: it stopped early after epoch {stopped['epoch']} "

@@ -171,7 +171,7 @@ def train_config(cfg) -> float:
     from hydra.types import RunMode
 
     from .checkpoint import already_done, discard_fresh_folder, resume_config, signals_interrupt
-    from .registry import ConfigError, DataError
+    from .registry import ConfigError
     from .run import run
     from .run_folder import RunFolder
 
@@ -198,8 +198,8 @@ def train_config(cfg) -> float:
             _captured.folder = out
         try:
             return run(cfg, out, choices, overrides, resumed_with)
-        except (ConfigError, DataError):
-            if not multirun and not cfg.get("resume"):  # the error line is its record; a sweep's job keeps one
+        except ConfigError:  # refused: the error line is its record (bad data is a failed run, recorded)
+            if not multirun and not cfg.get("resume"):  # a sweep's job keeps its folder
                 discard_fresh_folder(out)
             raise
     return float("nan")  # a multirun job that did not finish (reported, and recorded in its summary.json)

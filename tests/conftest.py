@@ -160,13 +160,18 @@ def _compose(overrides: tuple[str, ...]):
 
 def run_in_process(out: Path, data: Path, *overrides: str) -> dict:
     """Run one job in this process (no subprocess start-up) on fixture data; returns summary.json."""
+    return run_job(out, f"dataset.root={data}", *overrides)
+
+
+def run_job(out: Path, *overrides: str) -> dict:
+    """Run one job (cpu, no progress bar, no plots) in this process in `out`; returns summary.json."""
     import json
 
     from omegaconf import open_dict
 
     from mnist_runner.run import run
 
-    overrides = (f"dataset.root={data}", "device=cpu", "trainer.progress=false", "report.plots=false", *overrides)
+    overrides = ("device=cpu", "trainer.progress=false", "report.plots=false", *overrides)
     cfg = compose_config(*overrides)
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
     with open_dict(cfg):

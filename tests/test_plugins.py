@@ -251,7 +251,11 @@ def test_example_plugin_trains_sweeps_resumes_and_compares(tmp_path):
     (run,) = run_folders(work / "outputs")
     summary = json.loads((run / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["final"]["test_acc"] > 0.9
-    assert summary["data"] == {"input_shape": [1, 16, 16], "classes": ["horizontal", "vertical", "diagonal"]}
+    assert summary["data"] == {
+        "input_shape": [1, 16, 16],
+        "classes": ["horizontal", "vertical", "diagonal"],
+        "background": "dark",
+    }
     assert (run / "plots" / "confusion_matrix.png").is_file()
 
     sweep = runner(
@@ -364,8 +368,9 @@ def test_documented_plugin_commands_compose_where_the_example_lives(tmp_path):
         import json, sys
         from hydra import compose, initialize_config_dir
         from mnist_runner import plugins
-        from mnist_runner.config import config_dir
+        from mnist_runner.config import config_dir, setup
         from mnist_runner.validate import validate
+        setup()
         for job in json.loads(sys.argv[1]):
             plugins.prepare(job)
             with initialize_config_dir(config_dir=config_dir(), version_base="1.3"):

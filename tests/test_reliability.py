@@ -148,7 +148,7 @@ def test_checkpoint_holds_everything_and_loads_safely(reference):
     state = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert state["epoch"] == 3 and state["step"] == 90
     assert set(state) >= {"model", "optimizer", "scheduler", "rng", "rows"}
-    assert set(state["rng"]) == {"torch", "shuffle", "cuda", "numpy", "python"}
+    assert set(state["rng"]) == {"torch", "shuffle", "augment", "cuda", "numpy", "python"}
     assert [r["epoch"] for r in state["rows"]] == [1, 2, 3]
     assert state["scheduler"]["last_epoch"] == 3 and state["optimizer"]["state"]  # momentum buffers
 

@@ -51,7 +51,7 @@ def test_an_in_process_sweep_composes_each_job_once_after_checking_them_all(tmp_
     # the check still composes every job first: a bad value in the last stops the sweep before any job runs
     (tmp_path / "bad").mkdir()
     result = run_cli_in_process(tmp_path / "bad", data_root, "-m", *QUICK, "model=mlp_128,no_such_model")
-    assert result.returncode == 1 and "no_such_model" in result.stderr
+    assert result.returncode == 2 and "no_such_model" in result.stderr
     assert list((tmp_path / "bad").glob("multirun/*/*/*/summary.json")) == []
 
 

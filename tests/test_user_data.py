@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config, run_cli_in_process, synthetic_digits
+from conftest import compose_config, run_cli_in_process, run_job, synthetic_digits
 
 from mnist_runner.data import DataError, load_data
 from mnist_runner.registry import ConfigError
@@ -15,17 +15,7 @@ def load(*overrides, seed=0):
     return load_data(compose_config(*overrides).dataset, CPU, seed)
 
 
-def train(out, *overrides) -> dict:
-    """One run in this process (these datasets have no dataset.root, so conftest's run_in_process does not fit)."""
-    import json
-
-    from mnist_runner.run import run
-
-    overrides = ("device=cpu", "trainer.progress=false", "report.plots=false", *overrides)
-    cfg = compose_config(*overrides)
-    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra")}
-    run(cfg, out, choices, list(overrides))
-    return json.loads((out / "summary.json").read_text())
+train = run_job  # these datasets have no dataset.root, so run_in_process does not fit
 
 
 def write_npz(path, n_train=120, n_test=60, num_classes=4, **extra):
@@ -129,7 +119,7 @@ def test_npz_trains_an_mlp_and_refuses_a_model_that_does_not_fit(tmp_path):
     common = ("dataset=npz", f"dataset.path={path}", "trainer.epochs=2", "trainer.batch_size=10")
     summary = train(tmp_path / "mlp", *common, "model=mlp")
     assert summary["status"] == "completed" and summary["final"]["test_acc"] == 1.0
-    assert summary["data"] == {"input_shape": [3, 12, 12], "classes": ["0", "1"]}
+    assert summary["data"] == {"input_shape": [3, 12, 12], "classes": ["0", "1"], "background": "dark"}
     with pytest.raises(ConfigError, match=r"model=lenet_full takes inputs of shape \(1, 28, 28\) but the dataset"):
         train(tmp_path / "lenet", *common, "model=lenet_full")
 

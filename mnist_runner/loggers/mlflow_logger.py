@@ -166,7 +166,7 @@ class MlflowLogger(Logger):
 
 def params(run: RunInfo) -> dict[str, str]:
     """Every choice (`model`: `lenet_full`) and every key of the flattened config (`optimizer.lr`: `0.1`)."""
-    from ..compare import flatten
+    from ..results.runs import flatten
 
     values = {k: v for k, v in run.choices.items() if isinstance(v, str)}
     values.update(flatten(run.config))
