@@ -24,6 +24,7 @@ job reports to is found from its number by the storage (`_trial`, tested by test
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,16 +72,32 @@ def open_study(storage: str, name: str, direction: str, sampler=None, pruner=Non
         raise ConfigError(
             f"hydra.sweeper.direction={direction!r} is not allowed; it must be one of: {', '.join(DIRECTIONS)}"
         )
-    try:
-        return optuna.create_study(
-            storage=storage, study_name=name, direction=direction, sampler=sampler, pruner=pruner, load_if_exists=True
-        )
-    except Exception as e:  # SQLAlchemy's and the drivers' errors: a server down, a bad URL, a wrong password
-        text = " ".join(str(e).split())[:300]
-        raise ConfigError(
-            f"hydra.sweeper.storage={storage} cannot be reached ({type(e).__name__}: {text}); give a database "
-            "Optuna can open, e.g. sqlite:///optuna.db or postgresql://USER:PASSWORD@HOST/DB"
-        ) from None
+    from sqlalchemy.exc import IntegrityError  # Optuna's RDB storage is SQLAlchemy's
+
+    for wait in (0.2, 0.4, 0.8, 1.6, None):
+        try:
+            return optuna.create_study(
+                storage=storage,
+                study_name=name,
+                direction=direction,
+                sampler=sampler,
+                pruner=pruner,
+                load_if_exists=True,
+            )
+        except IntegrityError as e:  # another sweep created the tables or the study at the same moment: open it
+            if wait is None:
+                raise _unreachable(storage, e) from None
+            time.sleep(wait)
+        except Exception as e:  # SQLAlchemy's and the drivers' errors: a server down, a bad URL, a wrong password
+            raise _unreachable(storage, e) from None
+
+
+def _unreachable(storage: str, e: Exception) -> ConfigError:
+    text = " ".join(str(e).split())[:300]
+    return ConfigError(
+        f"hydra.sweeper.storage={storage} cannot be reached ({type(e).__name__}: {text}); give a database "
+        "Optuna can open, e.g. sqlite:///optuna.db or postgresql://USER:PASSWORD@HOST/DB"
+    )
 
 
 def distributions(params: dict) -> tuple[dict, dict]:

@@ -15,6 +15,7 @@ from conftest import ROOT, run_cli_in_process
 optuna = pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed")
 
 from mnist_runner import search  # noqa: E402
+from mnist_runner.registry import ConfigError  # noqa: E402
 
 SEARCH = [
     "hparams_search=lenet_optuna",
@@ -215,6 +216,28 @@ def postgres():
         )
     pytest.importorskip("psycopg", reason="psycopg (the sweep extra) is not installed")
     return url
+
+
+def test_a_study_created_by_another_sweep_at_the_same_moment_is_opened(tmp_path, monkeypatch):
+    """Two sweeps starting together on one storage race to create its tables and the study; the loser's
+    IntegrityError means the study is there: it opens it. Any other error is the one-line ConfigError."""
+    from sqlalchemy.exc import IntegrityError
+
+    calls, create = [], optuna.create_study
+
+    def racing(**kwargs):
+        calls.append(kwargs["study_name"])
+        if len(calls) == 1:
+            raise IntegrityError("INSERT INTO studies", {}, Exception("duplicate key value"))
+        return create(**kwargs)
+
+    monkeypatch.setattr(optuna, "create_study", racing)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    assert search.open_study(storage, "s", "maximize").study_name == "s" and calls == ["s", "s"]
+
+    monkeypatch.setattr(optuna, "create_study", lambda **kwargs: 1 / 0)
+    with pytest.raises(ConfigError, match=r"^hydra.sweeper.storage=sqlite:///.* cannot be reached \(ZeroDivisionError"):
+        search.open_study(storage, "s", "maximize")
 
 
 @pytest.mark.slow
