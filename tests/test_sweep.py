@@ -118,7 +118,7 @@ def test_sweep_with_submitit_local(run_cli, tmp_path):
 
 @pytest.mark.slow
 def test_three_trial_optuna_search_maximizes_best_test_accuracy(run_cli, tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    pytest.importorskip("optuna", reason="the sweep extra (optuna) is not installed")
     result = run_cli("hydra.mode=MULTIRUN", *QUICK, "hparams_search=lenet_optuna", "hydra.sweeper.n_trials=3")
     assert result.returncode == 0, result.stderr
     folder = sweep_folder(tmp_path)
