@@ -821,15 +821,18 @@ def fmt(value, digits=2, unit=" s") -> str:
     return "" if value is None else f"{value:.{digits}f}{unit}"
 
 
-def measured_on(args, loads: tuple, argv: list[str]) -> list[str]:
-    """A block's first lines: when, on what, under what load, and the command that measured it."""
+def measured_on(args, loads: tuple, argv: list[str], how: str | None = None) -> list[str]:
+    """A block's first lines: when, on what, under what load, how often each number was measured (`how`;
+    by default medians of the interleaved repeats), and the command that measured it."""
     import torch
+
+    how = how or f"every number is a median of {args.repeats} interleaved repeats"
 
     return [
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}; Python "
         f"{platform.python_version()}, torch {torch.__version__}. Load average (1 min) {loads[0]:.1f} at the start, "
-        f"{loads[1]:.1f} at the end: **a shared machine**, other work ran alongside, so every number is a median of "
-        f"{args.repeats} interleaved repeats and ratios measured side by side mean more than absolute times.",
+        f"{loads[1]:.1f} at the end: **a shared machine**, other work ran alongside, so {how} and ratios measured "
+        "side by side mean more than absolute times.",
         "",
         "```bash",
         shlex.join(["python", "benchmarks/benchmark.py", *argv]),
@@ -1083,9 +1086,9 @@ def main(argv=None) -> int:
                 load = os.getloadavg()[0]
                 measure = spawn_worker if name == "steps" else run_process
                 result = getattr(module, name)(args, work, measure)
-                block = own_block(
-                    name, *module.LINES[name](result), measured_on(args, (load, os.getloadavg()[0]), argv)
-                )
+                how = module.HOW[name](args) if name in getattr(module, "HOW", {}) else None
+                header = measured_on(args, (load, os.getloadavg()[0]), argv, how)
+                block = own_block(name, *module.LINES[name](result), header)
                 write_block(Path(args.out), block, f"<!-- benchmark:{name}:begin -->", f"<!-- benchmark:{name}:end -->")
                 print(block)
     if any(name in args.only for name in SECTIONS if name not in BLOCKS):
