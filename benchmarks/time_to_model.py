@@ -11,8 +11,9 @@ parallel  A 4-job sweep (`-m seed=0,1,2,3`) of each of --parallel-runs, one job 
 steps     One training step of LeNet-5 (the default run) and of the fast preset, as the runner builds it
           (mnist_runner.run.build), timed part by part (data, forward with the loss, backward, optimizer
           with its schedule) over --steps steps, against the floor the CPU's peak gives for its FLOPs;
-          variants: 1 thread, NCHW layout, bf16 on or off, and torch.compile (its first steps' cost
-          against what it gains per step, and how many steps repay it).
+          variants: 1 thread, NCHW layout, bf16 on or off, and torch.compile into an empty cache (a
+          machine's first compile) and with the cache that filled (every later one): its first steps' cost
+          against what it gains per step, and how many steps repay it.
 
 Each section writes its own block of BENCHMARKS.md (<!-- benchmark:NAME:begin --> ... end), with the
 time, the machine, its load and the command, so that sections measured at different times say so.
@@ -253,8 +254,10 @@ VARIANTS = {
     "NCHW layout": ["trainer.channels_last=false"],
     "bf16 on": ["trainer.amp=true"],
     "bf16 off": ["trainer.amp=false"],
-    "torch.compile": ["trainer.compile=true"],
+    "torch.compile, cold cache": ["trainer.compile=true"],  # compiled into an empty inductor cache: a first run
+    "torch.compile": ["trainer.compile=true"],  # with the cache the cold run filled: every later run
 }
+COMPILED = ("torch.compile, cold cache", "torch.compile")
 
 
 def steps(args, work: Path, spawn_worker) -> dict:
@@ -267,12 +270,17 @@ def steps(args, work: Path, spawn_worker) -> dict:
         )
     found = {}
     for repeat in range(args.repeats):
-        for base, base_overrides in BASES.items():
+        for i, (base, base_overrides) in enumerate(BASES.items()):
+            cache = work / f"inductor_{i}_{repeat}"  # torch.compile's cache, fresh for each base and repeat
             for variant in wanted:
                 if variant in SAME[base]:
                     continue
                 overrides = [*base_overrides, *VARIANTS[variant]]
                 params = {"overrides": overrides, "data_root": data, "steps": args.steps, "prepare": True}
+                if variant in COMPILED:
+                    params["inductor_cache"] = str(cache)
+                    if variant == "torch.compile" and not cache.exists():  # fill it first (not timed)
+                        spawn_worker(ROOT, "steps", {**params, "steps": 1}, work)
                 r = spawn_worker(ROOT, "steps", params, work)
                 found.setdefault((base, variant), []).append(r)
                 print(f"steps repeat {repeat + 1} {base}, {variant}: {r['ms']}", flush=True)
@@ -282,8 +290,11 @@ def steps(args, work: Path, spawn_worker) -> dict:
 PARTS = ("data", "forward and loss", "backward", "optimizer")
 
 
-def steps_worker(overrides: list, data_root: str, steps: int) -> dict:
-    """One configuration's training step, part by part: ms per step (medians over `steps` timed steps)."""
+def steps_worker(overrides: list, data_root: str, steps: int, inductor_cache: str | None = None) -> dict:
+    """One configuration's training step, part by part: ms per step (medians over `steps` timed steps).
+    `inductor_cache`: the folder torch.compile caches its compiled code in (read when it compiles)."""
+    if inductor_cache:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = inductor_cache
     from benchmark import compose, peak_flops  # benchmarks/ is this worker's first path
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -369,16 +380,16 @@ def steps_lines(result: dict) -> tuple[list[str], list[str]]:
         )
         if row["variant"] == "as the preset runs":
             eager[row["base"]] = (step, first, x)
-        elif row["variant"] == "torch.compile" and row["base"] in eager:
+        elif row["variant"] in COMPILED and row["base"] in eager:
             e_step, e_first, e = eager[row["base"]]
             cost = first - e_first
             run_steps = e["steps_per_epoch"] * e["epochs"]
-            gain = (e_step - step) / 1000 * run_steps
+            net = (e_step - step) / 1000 * run_steps - cost
             repaid = f"repaid after {cost / ((e_step - step) / 1000):,.0f} steps" if step < e_step else "never repaid"
             compile_notes.append(
-                f"- {row['base']}: torch.compile costs {cost:.1f} s of compiling in the first steps and then takes "
-                f"{step:.2f} against {e_step:.2f} ms a step: over the run's {run_steps:,} steps it "
-                f"{'saves' if gain > 0 else 'loses'} {abs(gain):.1f} s, so it is {repaid}."
+                f"- {row['base']}, {row['variant']}: it costs {cost:.1f} s of compiling in the first steps and "
+                f"then takes {step:.2f} against {e_step:.2f} ms a step; it is {repaid}, so over the run's "
+                f"{run_steps:,} steps it {'saves' if net > 0 else 'loses'} {abs(net):.1f} s, compiling included."
             )
     x = result["rows"][0]["repeats"][0]
     lines += ["", f"The CPU's fp32 peak: {x['peak']['how']} per the estimate in benchmark.py.", *compile_notes]
