@@ -826,8 +826,13 @@ def measured_on(args, loads: tuple, argv: list[str], how: str | None = None) -> 
     by default medians of the interleaved repeats), and the command that measured it."""
     import torch
 
-    how = how or f"every number is a median of {args.repeats} interleaved repeats"
-
+    if how is None:
+        once = args.repeats == 1
+        how = (
+            "every number was measured once"
+            if once
+            else f"every number is a median of {args.repeats} interleaved repeats"
+        )
     return [
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}; Python "
         f"{platform.python_version()}, torch {torch.__version__}. Load average (1 min) {loads[0]:.1f} at the start, "

@@ -3,6 +3,7 @@ launcher and on joblib, `mnist-runner-resume SWEEP` keeps every finished job as 
 same mtime), continues the unfinished ones from their checkpoints, bit for bit as if never stopped, and
 starts those that never started; and refuses, in one line, what it cannot continue."""
 
+import contextlib
 import json
 import os
 import signal
@@ -53,8 +54,11 @@ def uninterrupted(tmp_path_factory, data_root) -> Path:
 
 
 def kill_during_job(args, env, cwd: Path, folder: Path, job: int, epoch: int) -> subprocess.Popen:
-    """Start the sweep and SIGKILL its main process once job `job` has checkpointed epoch `epoch`."""
-    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    """Start the sweep (in a process group of its own) and SIGKILL its main process once job `job` has
+    checkpointed epoch `epoch`."""
+    proc = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         for checkpoint in folder.glob(f"{job}_*/checkpoints/last.pt"):
@@ -82,8 +86,10 @@ def test_a_sweep_killed_mid_job_continues_as_if_never_stopped(launcher, uninterr
     extra = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"] if launcher == "joblib" else []
     folder = tmp_path / "sweep"
     args, env = command(data_root, folder, *extra)
-    kill_during_job(args, env, tmp_path, folder, job=1, epoch=2)
+    killed = kill_during_job(args, env, tmp_path, folder, job=1, epoch=2)
     wait_until_no_job_runs(folder)
+    with contextlib.suppress(ProcessLookupError):  # joblib's idle workers outlive their killed parent
+        os.killpg(killed.pid, signal.SIGKILL)
     before = {j.name: (summary(j)["status"], snapshot(j)) for j in jobs(folder) if (j / "summary.json").is_file()}
     finished_before = {name for name, (status, _) in before.items() if status == "completed"}
     if launcher == "basic":  # job 0 done, job 1 killed in its third epoch, job 2 never started

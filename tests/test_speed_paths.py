@@ -329,7 +329,7 @@ def test_the_time_to_model_sections_run_end_to_end_and_write_their_blocks(tmp_pa
     assert len(seeds) == 2 and all(line.count("%") == 2 for line in seeds)  # both loops' accuracies, per seed
     assert "| mnist_fast, whole command vs the bare loop |" in text
     assert "so each seed ran once, the bare loop and the runner back to back and" in text  # not "a median of"
-    assert "so every number is a median of 1 interleaved repeats and" in text  # parallel, steps
+    assert "so every number was measured once and" in text  # parallel and steps, with --repeats 1
     assert text.count("| `model=mlp_128` | 10 |") == 2  # with and without bf16
     assert "| `model=mlp_128 trainer.epochs=1` | side by side (joblib n_jobs=" in text
     assert "| LeNet-5 (the default run) (batch 100) | 1 thread | 1 |" in text
