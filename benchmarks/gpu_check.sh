@@ -28,8 +28,8 @@ fi
 export PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH}
 "$py" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print('GPU:', torch.cuda.get_device_name(), '| torch', torch.__version__)"
 
-echo "== tests marked cuda"
-"$py" -m pytest -q -m cuda -p no:cacheprovider tests/ 2>&1 | tee "$out/gpu_tests.txt" || echo "SOME CUDA TESTS FAILED"
+echo "== tests marked cuda"  # in one process: no pytest-xdist here, so not pyproject's -n auto
+"$py" -m pytest -q -o addopts=-ra -m cuda -p no:cacheprovider tests/ 2>&1 | tee "$out/gpu_tests.txt" || echo "SOME CUDA TESTS FAILED"
 
 echo "== 10 epochs of LeNet-5 on MNIST"
 report() {  # name folder start-time end-time
