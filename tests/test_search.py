@@ -83,6 +83,8 @@ def test_a_trial_asked_earlier_is_found_by_its_number(tmp_path):
 def test_a_search_runs_its_trials_as_numbered_jobs_and_writes_the_best(tmp_path, data_root):
     result = run_cli_in_process(tmp_path, data_root, "-m", *SEARCH, "hydra.sweeper.n_trials=3", "hydra.sweep.dir=s")
     assert result.returncode == 0, result.stderr
+    assert "Note: the trials hold out no validation split (dataset.val_fraction=0)" in result.stderr  # said once
+    assert result.stderr.count("validation split") == 1
     folder = tmp_path / "s"
     assert [j.name.split("_")[0] for j in jobs(folder)] == ["0", "1", "2"]
     done = trials(folder)
@@ -105,6 +107,17 @@ def test_a_search_runs_its_trials_as_numbered_jobs_and_writes_the_best(tmp_path,
     assert {j: j.joinpath("summary.json").stat().st_mtime_ns for j in list(before)} == before
     params = [tuple(t.params.values()) for t in trials(folder)]
     assert len(set(params)) == 5  # the continued sampler draws new trials, not the first ones again
+
+
+@pytest.mark.slow
+def test_with_a_validation_split_the_search_chooses_by_it_and_says_nothing(tmp_path, data_root):
+    args = ["-m", *SEARCH, "trainer.epochs=1", "trainer.batch_size=120", "dataset.val_fraction=0.2"]
+    args += ["hydra.sweeper.n_trials=2"]  # 2 steps a trial: too few for validation and test accuracy to agree
+    result = run_cli_in_process(tmp_path, data_root, *args, "hydra.sweep.dir=s")
+    assert result.returncode == 0, result.stderr
+    assert "validation split" not in result.stderr
+    for t, job in zip(trials(tmp_path / "s"), jobs(tmp_path / "s")):
+        assert t.value == summary(job)["best_val"]["val_acc"] != summary(job)["best_test_acc"]
 
 
 def run_pruned_search(tmp_path, data_root, *extra, trials=8):
