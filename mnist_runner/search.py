@@ -28,7 +28,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import console
 from .registry import ConfigError
+
+ON_TEST = (
+    "Note: the trials hold out no validation split (dataset.val_fraction=0), so the search chooses by test "
+    "accuracy and the best trial's test accuracy flatters it; dataset.val_fraction=0.1 keeps the test set out"
+)
 
 ENV = "MNIST_RUNNER_TRIAL"  # in a job's environment: {"storage", "study", "number", "pruner"} as JSON
 SAMPLERS = ("tpe", "random")
@@ -221,9 +227,10 @@ class Search:
     def storage_url(self, sweep: Path) -> str:
         return self.storage or f"sqlite:///{(sweep / STORAGE_FILE).resolve()}"
 
-    def run(self, launch, folder_of, sweep: Path, arguments: list[str]) -> None:
+    def run(self, launch, folder_of, sweep: Path, arguments: list[str], on_test: bool = False) -> None:
         """Search: `launch(overrides_list, first_number)` runs jobs numbered from first_number; `folder_of(overrides,
-        number)` is a job's folder. Trials left running by an earlier sweep into this folder are continued."""
+        number)` is a job's folder. Trials left running by an earlier sweep into this folder are continued.
+        `on_test`: the trials hold out no validation split, so their objective is test accuracy (a note says so)."""
         from .continuing import finished
         from .run_folder import RunFolder
 
@@ -241,6 +248,8 @@ class Search:
                 f"hydra.sweeper.n_trials={self.n_trials} is not allowed: the study {self.study_name} in {storage} "
                 f"has {done} finished trials already; give n_trials >= {done}"
             )
+        if on_test:
+            console.warn(ON_TEST)
 
         def overrides(trial) -> list[str]:
             from .config import hydra_quoted
