@@ -6,6 +6,7 @@ does when it can). Their jobs are tiny: fixture data, 1 CPU each. The others nee
 """
 
 import csv
+import functools
 import json
 import os
 import re
@@ -29,7 +30,10 @@ from mnist_runner.config import hydra_quoted, quote_resume_args, resume_command
 from mnist_runner.train import resume_main
 
 
+@functools.cache
 def slurm_answers() -> bool:
+    """Whether `sinfo` answers: asked once, when a SLURM test first runs (with SLURM installed but its
+    controller down, sinfo takes about 9 s to give up: not at collection, which every run pays)."""
     if shutil.which("sinfo") is None:
         return False
     try:
@@ -38,11 +42,16 @@ def slurm_answers() -> bool:
         return False
 
 
-needs_slurm = pytest.mark.skipif(
-    not slurm_answers(),
-    reason="no SLURM here: `sinfo` does not answer (as root, ../shared/slurm/start-local-slurm.sh starts a "
-    "one-node SLURM; .ci/run does when it can)",
-)
+@pytest.fixture
+def slurm_up():
+    if not slurm_answers():
+        pytest.skip(
+            "no SLURM here: `sinfo` does not answer (as root, ../shared/slurm/start-local-slurm.sh starts a "
+            "one-node SLURM; .ci/run does when it can)"
+        )
+
+
+needs_slurm = pytest.mark.usefixtures("slurm_up")
 
 # Momentum and a step schedule (as test_reliability.py), so optimizer and scheduler state must survive a requeue.
 ARGS = [
