@@ -105,8 +105,9 @@ def train(*overrides: str, output_dir=None):
     """Train as `python -m mnist_runner OVERRIDES` would, in this process; returns the run (results.Run).
 
     The overrides compose exactly as on the command line (the same plugins, presets and checks);
-    `output_dir` replaces the timestamped folder under outputs/. Bad input raises ConfigError (or
-    DataError) with the line the command would print, and leaves no run folder; a run that diverges is
+    `output_dir` replaces the timestamped folder under outputs/. Bad input raises ConfigError with the line
+    the command would print, and leaves no run folder; data that cannot be read raises DataError, the run
+    kept as `failed` (as the command keeps it); a run that diverges is
     returned with `status` diverged; Ctrl-C raises KeyboardInterrupt, the run kept for `resume=`.
     """
     from .results.runs import Run

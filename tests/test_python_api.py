@@ -15,7 +15,7 @@ import torch
 from conftest import ROOT, run_cli_in_process, run_folders
 
 from mnist_runner import compare, load_runs, train
-from mnist_runner.registry import ConfigError
+from mnist_runner.registry import ConfigError, DataError
 
 QUICK = ("device=cpu", "trainer.progress=false", "report.plots=false", "trainer.epochs=2", "trainer.batch_size=50")
 
@@ -66,6 +66,14 @@ def test_train_raises_the_line_the_command_prints(in_tmp):
         train(*QUICK, "optimizer.lr=-1")
     with pytest.raises(ConfigError, match="takes KEY=VALUE overrides only"):
         train("-m", "seed=1,2")
+
+
+def test_unreadable_data_raises_and_keeps_the_failed_run_as_the_command_does(in_tmp):
+    missing = in_tmp / "no_data"
+    with pytest.raises(DataError, match=rf"^mnist could not be loaded from {missing}"):
+        train(*QUICK, f"dataset.root={missing}", "dataset.download=false", output_dir=in_tmp / "run")
+    summary = json.loads((in_tmp / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed" and str(missing) in summary["error"]
 
 
 def test_a_diverged_run_is_returned_with_its_status(in_tmp):
