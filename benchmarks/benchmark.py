@@ -826,13 +826,8 @@ def measured_on(args, loads: tuple, argv: list[str], how: str | None = None) -> 
     by default medians of the interleaved repeats), and the command that measured it."""
     import torch
 
-    if how is None:
-        once = args.repeats == 1
-        how = (
-            "every number was measured once"
-            if once
-            else f"every number is a median of {args.repeats} interleaved repeats"
-        )
+    once = "every number was measured once"
+    how = how or (once if args.repeats == 1 else f"every number is a median of {args.repeats} interleaved repeats")
     return [
         f"Measured {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()}; Python "
         f"{platform.python_version()}, torch {torch.__version__}. Load average (1 min) {loads[0]:.1f} at the start, "
@@ -1091,8 +1086,7 @@ def main(argv=None) -> int:
                 load = os.getloadavg()[0]
                 measure = spawn_worker if name == "steps" else run_process
                 result = getattr(module, name)(args, work, measure)
-                how = module.HOW[name](args) if name in getattr(module, "HOW", {}) else None
-                header = measured_on(args, (load, os.getloadavg()[0]), argv, how)
+                header = measured_on(args, (load, os.getloadavg()[0]), argv, getattr(module, "HOW", {}).get(name))
                 block = own_block(name, *module.LINES[name](result), header)
                 write_block(Path(args.out), block, f"<!-- benchmark:{name}:begin -->", f"<!-- benchmark:{name}:end -->")
                 print(block)

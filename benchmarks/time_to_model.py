@@ -397,7 +397,7 @@ def steps_lines(result: dict) -> tuple[list[str], list[str]]:
 
 
 HOW = {  # how often each number of these sections was measured (the others: medians of --repeats)
-    "fast": lambda args: "each seed ran once, the bare loop and the runner back to back",
-    "bf16": lambda args: "each seed ran once with bf16 and once without, back to back",
+    "fast": "each seed ran once, the bare loop and the runner back to back",
+    "bf16": "each seed ran once with bf16 and once without, back to back",
 }
 LINES = {"fast": fast_lines, "bf16": bf16_lines, "parallel": parallel_lines, "steps": steps_lines}
